@@ -1,0 +1,39 @@
+//! # tripwire-core
+//!
+//! One fault-tolerance policy engine for every runtime: circuit breakers, retries with backoff
+//! and jitter, deadlines, bulkheads, rate limits, fallbacks and health checks, as sans-IO state
+//! machines. The core never reads a clock, sleeps, spawns or does I/O: it takes `now` and
+//! outcomes and returns decisions, delays and deadlines.
+//!
+//! ## The run loop every binding implements
+//!
+//! ```text
+//! call = pipeline.begin(now, deadline)
+//! loop {
+//!     match pipeline.poll(call, now) {
+//!         Attempt { deadline, .. } => { run fn, cancelled at deadline; pipeline.report(call, outcome, now) }
+//!         Sleep { until }          => sleep until `until`
+//!         Park { ticket, until }   => wait until woken (drain `poll_wake`) or `until`
+//!         Done                     => return fn's value
+//!         Fail { kind, .. }        => fallback, or raise kind's error
+//!     }
+//!     drain poll_event() and poll_wake() until None; re-read poll_timeout()
+//! }
+//! ```
+//!
+//! After any input, drain the outputs, then re-read the timeout.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod deadline;
+pub mod error;
+pub mod event;
+pub mod rng;
+pub mod time;
+
+pub use config::{ConfigDuration, Rate};
+pub use error::{ConfigError, Issue, UsageError};
+pub use event::{BreakerState, ErrorKind, Event, EventKind, EventQueue};
+pub use rng::Rng;
+pub use time::{Instant, Monotonic};
