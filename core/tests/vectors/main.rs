@@ -12,6 +12,7 @@ mod config;
 mod health;
 mod pipeline;
 mod rate_limit;
+mod retry;
 
 /// The vectors directory.
 fn vectors_dir() -> PathBuf {
@@ -44,6 +45,7 @@ fn every_vector_replays() {
             "bulkhead" => bulkhead::run(&v),
             "pipeline" | "policyFile" => pipeline::run(&v),
             "health" => health::run(&v),
+            "retry" => retry::run(&v),
             "config" => config::run(&v),
             other => Err(format!("unknown kind {other:?}")),
         };
