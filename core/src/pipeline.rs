@@ -1,0 +1,1125 @@
+//! The pipeline: the policies of one named entry composed around a call, driven by the host
+//! through a small step protocol (DESIGN.md §3.8).
+//!
+//! ```text
+//! call = pipeline.begin(now, deadline)
+//! loop:
+//!   step = pipeline.poll(call, now)
+//!   Attempt{n, deadline}  -> run the function, then pipeline.report(call, outcome, now)
+//!   Sleep{until}          -> wait (backoff, rate-limit wait)
+//!   Park{ticket, until}   -> wait until woken (drain `poll_wake`) or until `until`
+//!   Done                  -> return the function's value
+//!   Fail{kind, ..}        -> fallback (when `fallback` says so), or raise the kind's error
+//! ```
+//!
+//! Many calls are in flight at once; a [`CallId`] is a generational handle into the pipeline's
+//! call table (quinn-style), so a stale handle is an error, never another call's state.
+//!
+//! **Composition.** `order` lists the policies outermost first (default: fallback, rateLimit,
+//! bulkhead, circuitBreaker, retry, timeout). Policies *outside* `retry` are passed once per
+//! call (the breaker then sees one outcome per call, after retries, as in the seed); policies
+//! *inside* it are passed once per attempt, and their refusals are retryable failures carrying
+//! their own `retryAfter` hint. `timeout` inside `retry` bounds each attempt; outside it, its
+//! `perAttempt` bounds the whole call. `fallback` is applied by the host to the call's final
+//! outcome, so it must be outermost.
+
+use core::time::Duration;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use serde::{Deserialize, Serialize};
+
+use crate::breaker::{Admission, BreakerConfig, BreakerMetrics, CircuitBreaker, Outcome as BreakerOutcome, Permit};
+use crate::bulkhead::{Bulkhead, BulkheadConfig, BulkheadMetrics, Entry, Ticket};
+use crate::config::from_json_str;
+use crate::deadline::{min_deadline, TimeoutConfig};
+use crate::error::{ConfigError, Issues, UsageError};
+use crate::event::{ErrorKind, Event, EventKind, EventQueue};
+use crate::rate_limit::{RateDecision, RateLimitConfig, RateLimitMetrics, RateLimiter};
+use crate::retry::{FailureInfo, GiveUp, Retry, RetryConfig, RetryDecision, RetryMetrics, RetryState};
+use crate::rng::Rng;
+use crate::time::{Instant, Monotonic};
+
+/// A policy's place in `order`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum Stage {
+    /// The host-applied fallback (always outermost).
+    Fallback,
+    /// `rateLimit`.
+    RateLimit,
+    /// `bulkhead`.
+    Bulkhead,
+    /// `circuitBreaker`.
+    CircuitBreaker,
+    /// `retry`.
+    Retry,
+    /// `timeout`.
+    Timeout,
+}
+
+impl Stage {
+    /// The stage's config key.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Stage::Fallback => "fallback",
+            Stage::RateLimit => "rateLimit",
+            Stage::Bulkhead => "bulkhead",
+            Stage::CircuitBreaker => "circuitBreaker",
+            Stage::Retry => "retry",
+            Stage::Timeout => "timeout",
+        }
+    }
+}
+
+/// The seed's order, outermost first.
+pub const DEFAULT_ORDER: [Stage; 6] =
+    [Stage::Fallback, Stage::RateLimit, Stage::Bulkhead, Stage::CircuitBreaker, Stage::Retry, Stage::Timeout];
+
+/// `{"on": ["circuitOpen", ...]}`: which failures the host's fallback handles.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FallbackConfig {
+    /// The kinds that trigger the fallback (default: every kind a call can fail with).
+    #[serde(default = "all_call_kinds")]
+    pub on: Vec<ErrorKind>,
+}
+
+fn all_call_kinds() -> Vec<ErrorKind> {
+    ErrorKind::ALL.into_iter().filter(|k| *k != ErrorKind::InvalidConfig).collect()
+}
+
+impl Default for FallbackConfig {
+    fn default() -> Self {
+        FallbackConfig { on: all_call_kinds() }
+    }
+}
+
+/// One pipeline's config: any of the policies, plus `order` and `seed`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PipelineConfig {
+    /// Rate limit(s); every limit must pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Concurrency limit with a FIFO queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulkhead: Option<BulkheadConfig>,
+    /// Circuit breaker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<BreakerConfig>,
+    /// Retry with backoff, jitter and budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryConfig>,
+    /// Per-attempt and overall timeouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<TimeoutConfig>,
+    /// Which failures the host's fallback handles (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<FallbackConfig>,
+    /// The composition order, outermost first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<Vec<Stage>>,
+    /// PRNG seed for jitter (wins over the policy file's and the host's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+impl PipelineConfig {
+    /// Parse and validate a pipeline config.
+    pub fn from_json(text: &str) -> Result<PipelineConfig, ConfigError> {
+        let config: PipelineConfig = from_json_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Check every policy and the order; issues carry paths such as `retry.backoff.base`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut issues = Issues::new();
+        if let Some(c) = &self.rate_limit {
+            if let Err(e) = c.validate() {
+                issues.extend("rateLimit", e);
+            }
+        }
+        if let Some(c) = &self.bulkhead {
+            if let Err(e) = c.validate() {
+                issues.extend("bulkhead", e);
+            }
+        }
+        if let Some(c) = &self.circuit_breaker {
+            if let Err(e) = c.validate() {
+                issues.extend("circuitBreaker", e);
+            }
+        }
+        if let Some(c) = &self.retry {
+            if let Err(e) = c.validate() {
+                issues.extend("retry", e);
+            }
+        }
+        if let Some(c) = &self.timeout {
+            if let Err(e) = c.validate() {
+                issues.extend("timeout", e);
+            }
+        }
+        if let Some(order) = &self.order {
+            for (i, stage) in order.iter().enumerate() {
+                if order[..i].contains(stage) {
+                    issues.push(format!("order[{i}]"), format!("{:?} is listed twice", stage.as_str()));
+                }
+            }
+            if let Some(pos) = order.iter().position(|s| *s == Stage::Fallback) {
+                if pos != 0 {
+                    issues.push(
+                        format!("order[{pos}]"),
+                        "fallback must be first: the host applies it to the call's final outcome",
+                    );
+                }
+            }
+            for (stage, present) in [
+                (Stage::RateLimit, self.rate_limit.is_some()),
+                (Stage::Bulkhead, self.bulkhead.is_some()),
+                (Stage::CircuitBreaker, self.circuit_breaker.is_some()),
+                (Stage::Retry, self.retry.is_some()),
+                (Stage::Timeout, self.timeout.is_some()),
+            ] {
+                if present && !order.contains(&stage) {
+                    issues.push("order", format!("must list every configured policy; {:?} is missing", stage.as_str()));
+                }
+            }
+        }
+        issues.finish(())
+    }
+
+    fn order(&self) -> &[Stage] {
+        self.order.as_deref().unwrap_or(&DEFAULT_ORDER)
+    }
+}
+
+/// A policy file: `{"seed"?, "policies": {name: pipelineConfig}}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PolicyFile {
+    /// Default PRNG seed for every pipeline that has none of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// The named pipelines, in name order.
+    pub policies: std::collections::BTreeMap<String, PipelineConfig>,
+}
+
+impl PolicyFile {
+    /// Parse and validate a policy file; every issue's path starts with `policies.<name>`.
+    pub fn from_json(text: &str) -> Result<PolicyFile, ConfigError> {
+        let file: PolicyFile = from_json_str(text)?;
+        file.validate()?;
+        Ok(file)
+    }
+
+    /// Validate every entry.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut issues = Issues::new();
+        for (name, config) in &self.policies {
+            if let Err(e) = config.validate() {
+                issues.extend(&format!("policies.{name}"), e);
+            }
+        }
+        issues.finish(())
+    }
+
+    /// The names of the pipelines, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.policies.keys().map(String::as_str)
+    }
+
+    /// A new pipeline for `name`. `host_seed` seeds jitter when neither the entry nor the
+    /// file has a `seed` (hosts pass OS randomness).
+    pub fn pipeline(&self, name: &str, host_seed: u64) -> Result<Pipeline, UsageError> {
+        let config = self.policies.get(name).ok_or(UsageError::UnknownPolicy)?;
+        let mut config = config.clone();
+        if config.seed.is_none() {
+            config.seed = self.seed;
+        }
+        // Validated at load time, so construction cannot fail.
+        Pipeline::new(config, host_seed).map_err(|_| UsageError::UnknownPolicy)
+    }
+}
+
+/// A generational handle to one call in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CallId {
+    index: u32,
+    generation: u32,
+}
+
+impl CallId {
+    /// The handle as one integer (for FFI).
+    #[must_use]
+    pub const fn to_raw(self) -> u64 {
+        ((self.generation as u64) << 32) | self.index as u64
+    }
+
+    /// A handle from [`CallId::to_raw`]; validated on use.
+    #[must_use]
+    pub const fn from_raw(raw: u64) -> CallId {
+        CallId { index: raw as u32, generation: (raw >> 32) as u32 }
+    }
+}
+
+/// What the host does next for a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub enum Step {
+    /// Run the function (attempt `attempt`, the first is 1), cancelling it at `deadline`;
+    /// then [`Pipeline::report`].
+    Attempt {
+        /// The attempt number.
+        attempt: u32,
+        /// When to cancel it and report [`Outcome::Timeout`].
+        deadline: Option<Instant>,
+    },
+    /// Wait until `until`, then poll again (a backoff or a rate-limit wait).
+    Sleep {
+        /// When to poll again.
+        until: Instant,
+    },
+    /// Queued in the bulkhead: wait until [`Pipeline::poll_wake`] names this call, or `until`.
+    Park {
+        /// The queue ticket.
+        ticket: u64,
+        /// When to poll again at the latest.
+        until: Option<Instant>,
+    },
+    /// The call succeeded: return the function's value.
+    Done {
+        /// Attempts made, the first included.
+        attempts: u32,
+    },
+    /// The call failed.
+    Fail(Failure),
+}
+
+/// How a call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The kind of error to raise. [`ErrorKind::Failure`] means "re-raise the function's own
+    /// error unchanged".
+    pub kind: ErrorKind,
+    /// When the same call could pass, where known (rejections and pushback).
+    pub retry_after: Option<Duration>,
+    /// Attempts made, the first included (0 when rejected before any attempt).
+    pub attempts: u32,
+    /// Whether the host's fallback applies (the `fallback.on` list).
+    pub fallback: bool,
+    /// For `retriesExhausted`, `budgetExhausted` and `deadlineExceeded` after attempts: the
+    /// kind of the last attempt's failure (`failure`, `timeout`, or a per-attempt refusal).
+    pub cause: Option<ErrorKind>,
+}
+
+/// The outcome of one attempt, as the host reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The function returned a value.
+    Success,
+    /// The function failed.
+    Failure,
+    /// The attempt was cancelled at its deadline.
+    Timeout,
+    /// The function failed in a way that is the caller's fault (a 4xx): the breaker does not
+    /// count it and it is not retried.
+    Ignored,
+}
+
+/// An attempt's outcome with what the host's predicate said about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// What happened.
+    pub outcome: Outcome,
+    /// Whether the retry predicate accepts this failure (ignored for success; a timeout is
+    /// always retryable).
+    pub retryable: bool,
+    /// A server's Retry-After hint.
+    pub retry_after: Option<Duration>,
+}
+
+impl Report {
+    /// A success.
+    pub const SUCCESS: Report = Report { outcome: Outcome::Success, retryable: false, retry_after: None };
+
+    /// A failure.
+    #[must_use]
+    pub const fn failure(retryable: bool, retry_after: Option<Duration>) -> Report {
+        Report { outcome: Outcome::Failure, retryable, retry_after }
+    }
+
+    /// A timeout.
+    pub const TIMEOUT: Report = Report { outcome: Outcome::Timeout, retryable: true, retry_after: None };
+}
+
+/// Counters and gauges of a pipeline and its policies.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct PipelineStats {
+    /// Calls begun.
+    pub calls: u64,
+    /// Calls that ended in `Done`.
+    pub succeeded: u64,
+    /// Calls that ended in `Fail`, by kind (index: `ErrorKind::code() - 1`).
+    pub failed: [u64; ErrorKind::ALL.len()],
+    /// Calls cancelled by the host.
+    pub cancelled: u64,
+    /// Attempts started.
+    pub attempts: u64,
+    /// Calls in flight now (a gauge).
+    pub in_flight: u64,
+    /// Events dropped because the host did not drain them.
+    pub events_dropped: u64,
+    /// The breaker's metrics, when there is one.
+    pub breaker: Option<BreakerMetrics>,
+    /// The bulkhead's metrics, when there is one.
+    pub bulkhead: Option<BulkheadMetrics>,
+    /// The rate limiter's metrics, when there is one.
+    pub rate_limit: Option<RateLimitMetrics>,
+    /// The retry policy's metrics, when there is one.
+    pub retry: Option<RetryMetrics>,
+    /// Retry budget tokens left, when there is a budget.
+    pub budget_tokens: Option<f64>,
+}
+
+impl PipelineStats {
+    /// Calls that failed with `kind`.
+    #[must_use]
+    pub fn failed(&self, kind: ErrorKind) -> u64 {
+        self.failed[(kind.code() - 1) as usize]
+    }
+}
+
+// Per-call progress bits: which per-call (outer) and per-attempt (inner) stages are passed.
+const PASSED_RATE_LIMIT: u8 = 1;
+const HOLDS_BULKHEAD: u8 = 2;
+const HOLDS_BREAKER: u8 = 4;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Passing stages (outer ones first, then the attempt's inner ones).
+    Admit,
+    /// Waiting until the instant (backoff or a reserved rate-limit wait).
+    Sleep(Instant),
+    /// In the bulkhead queue.
+    Park { ticket: Ticket, until: Option<Instant>, granted: bool },
+    /// An attempt is running.
+    Running { deadline: Option<Instant> },
+    /// Finished: the step to hand out on the next poll.
+    Finished(Step),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Call {
+    generation: u32,
+    live: bool,
+    phase: Phase,
+    /// Stages passed (bits above); outer and inner share the word since each stage is either.
+    held: u8,
+    /// Whether the outer (per-call) stages have all been passed.
+    outer_done: bool,
+    permit: Option<Permit>,
+    retry: Option<RetryState>,
+    attempts: u32,
+    start: Instant,
+    deadline: Option<Instant>,
+    last_kind: Option<ErrorKind>,
+    last_ignored: bool,
+}
+
+impl Call {
+    const VACANT: Call = Call {
+        generation: 0,
+        live: false,
+        phase: Phase::Admit,
+        held: 0,
+        outer_done: false,
+        permit: None,
+        retry: None,
+        attempts: 0,
+        start: Instant::ZERO,
+        deadline: None,
+        last_kind: None,
+        last_ignored: false,
+    };
+}
+
+/// A hasher for the pipeline's own small sequential integers (bulkhead tickets): they are not
+/// attacker-chosen, so a multiplicative mix is enough and costs nothing.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+/// The layout of stages derived from `order`: which are per call and which per attempt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Layout {
+    /// Stages passed once per call, outermost first.
+    outer: [Option<Stage>; 3],
+    /// Stages passed once per attempt, outermost first.
+    inner: [Option<Stage>; 3],
+    /// Whether `perAttempt` bounds each attempt (timeout inside retry) or the whole call.
+    timeout_per_attempt: bool,
+}
+
+impl Layout {
+    fn new(config: &PipelineConfig) -> Layout {
+        let mut layout = Layout { timeout_per_attempt: true, ..Layout::default() };
+        let order = config.order();
+        let retry_pos = if config.retry.is_some() { order.iter().position(|s| *s == Stage::Retry) } else { None };
+        let (mut o, mut i) = (0, 0);
+        for (pos, stage) in order.iter().enumerate() {
+            let present = match stage {
+                Stage::RateLimit => config.rate_limit.is_some(),
+                Stage::Bulkhead => config.bulkhead.is_some(),
+                Stage::CircuitBreaker => config.circuit_breaker.is_some(),
+                Stage::Timeout => {
+                    layout.timeout_per_attempt = retry_pos.is_none_or(|r| pos > r);
+                    false
+                }
+                Stage::Fallback | Stage::Retry => false,
+            };
+            if !present {
+                continue;
+            }
+            if retry_pos.is_some_and(|r| pos > r) {
+                layout.inner[i] = Some(*stage);
+                i += 1;
+            } else {
+                layout.outer[o] = Some(*stage);
+                o += 1;
+            }
+        }
+        layout
+    }
+
+    fn is_inner(&self, stage: Stage) -> bool {
+        self.inner.contains(&Some(stage))
+    }
+}
+
+/// The policies of one pipeline composed around many concurrent calls.
+#[derive(Debug)]
+pub struct Pipeline {
+    config: PipelineConfig,
+    layout: Layout,
+    limiter: Option<RateLimiter>,
+    bulkhead: Option<Bulkhead>,
+    breaker: Option<CircuitBreaker>,
+    retry: Option<Retry>,
+    fallback_on: u32,
+    rng: Rng,
+    clock: Monotonic,
+    pushback_until: Instant,
+    calls: Vec<Call>,
+    free: Vec<u32>,
+    parked: IdMap<u32>,
+    wakes: std::collections::VecDeque<CallId>,
+    events: EventQueue,
+    stats: PipelineStats,
+}
+
+fn kinds_mask(kinds: &[ErrorKind]) -> u32 {
+    kinds.iter().fold(0, |m, k| m | (1 << k.code()))
+}
+
+impl Pipeline {
+    /// Build a pipeline. `host_seed` seeds jitter when the config has no `seed`.
+    pub fn new(config: PipelineConfig, host_seed: u64) -> Result<Pipeline, ConfigError> {
+        config.validate()?;
+        let limiter = config.rate_limit.clone().map(RateLimiter::new).transpose()?;
+        let bulkhead = config.bulkhead.clone().map(Bulkhead::new).transpose()?;
+        let breaker = config.circuit_breaker.clone().map(CircuitBreaker::new).transpose()?;
+        let retry = config.retry.clone().map(Retry::new).transpose()?;
+        let fallback_on = kinds_mask(&config.fallback.clone().unwrap_or_default().on);
+        Ok(Pipeline {
+            layout: Layout::new(&config),
+            rng: Rng::new(config.seed.unwrap_or(host_seed)),
+            config,
+            limiter,
+            bulkhead,
+            breaker,
+            retry,
+            fallback_on,
+            clock: Monotonic::new(),
+            pushback_until: Instant::ZERO,
+            calls: Vec::with_capacity(16),
+            free: Vec::with_capacity(16),
+            parked: IdMap::default(),
+            wakes: std::collections::VecDeque::with_capacity(16),
+            events: EventQueue::new(),
+            stats: PipelineStats::default(),
+        })
+    }
+
+    /// Parse, validate and build.
+    pub fn from_json(text: &str, host_seed: u64) -> Result<Pipeline, ConfigError> {
+        Pipeline::new(PipelineConfig::from_json(text)?, host_seed)
+    }
+
+    /// The config in force.
+    #[must_use]
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
+    }
+
+    /// The circuit breaker, if configured (for `state`, `force_open`, `reset`...).
+    pub fn breaker_mut(&mut self) -> Option<&mut CircuitBreaker> {
+        self.breaker.as_mut()
+    }
+
+    /// The circuit breaker, if configured.
+    #[must_use]
+    pub fn breaker(&self) -> Option<&CircuitBreaker> {
+        self.breaker.as_ref()
+    }
+
+    /// Begin a call at `now`, optionally bounded by an inherited `deadline`.
+    pub fn begin(&mut self, now: Instant, deadline: Option<Instant>) -> CallId {
+        let now = self.clock.observe(now);
+        let mut deadline = deadline;
+        if let Some(t) = &self.config.timeout {
+            deadline = t.call_deadline(now, deadline);
+            if !self.layout.timeout_per_attempt {
+                deadline = t.attempt_deadline(now, deadline);
+            }
+        }
+        let retry = self.retry.as_ref().map(|r| r.start(now));
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.calls.push(Call::VACANT);
+                (self.calls.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.calls[index as usize];
+        let generation = slot.generation.wrapping_add(1);
+        *slot = Call { generation, live: true, start: now, deadline, retry, ..Call::VACANT };
+        self.stats.calls += 1;
+        self.stats.in_flight += 1;
+        if self.pushback_until > now {
+            let wait = self.pushback_until.saturating_duration_since(now);
+            let retry_after = Some(wait);
+            self.events.push(Event { at: now, kind: EventKind::Rejected { reason: ErrorKind::RateLimited, retry_after } });
+            self.finish_fail(index, ErrorKind::RateLimited, Some(wait), None, now);
+        }
+        CallId { index, generation }
+    }
+
+    fn slot(&self, call: CallId) -> Result<usize, UsageError> {
+        match self.calls.get(call.index as usize) {
+            Some(c) if c.live && c.generation == call.generation => Ok(call.index as usize),
+            _ => Err(UsageError::UnknownCall),
+        }
+    }
+
+    /// What the host should do next for `call`. `Done` and `Fail` end the call: its handle
+    /// is invalid afterwards.
+    pub fn poll(&mut self, call: CallId, now: Instant) -> Result<Step, UsageError> {
+        let i = self.slot(call)?;
+        let now = self.clock.observe(now);
+        let step = self.advance(i, now);
+        self.drain_policy_events();
+        step
+    }
+
+    fn advance(&mut self, i: usize, now: Instant) -> Result<Step, UsageError> {
+        loop {
+            match self.calls[i].phase {
+                Phase::Finished(step) => {
+                    self.free_slot(i);
+                    return Ok(step);
+                }
+                Phase::Running { .. } => return Err(UsageError::AttemptInFlight),
+                Phase::Sleep(until) => {
+                    if now < until {
+                        return Ok(Step::Sleep { until });
+                    }
+                    self.calls[i].phase = Phase::Admit;
+                }
+                Phase::Park { ticket, until, granted } => {
+                    if granted {
+                        self.calls[i].held |= HOLDS_BULKHEAD;
+                        self.calls[i].phase = Phase::Admit;
+                        continue;
+                    }
+                    if until.is_some_and(|u| now >= u) {
+                        self.parked.remove(&ticket.get());
+                        if let Some(b) = self.bulkhead.as_mut() {
+                            // false: the bulkhead already dropped it as expired.
+                            let _ = b.cancel(ticket, now, true);
+                        }
+                        self.refuse(i, Stage::Bulkhead, ErrorKind::QueueTimeout, None, now);
+                        continue;
+                    }
+                    return Ok(Step::Park { ticket: ticket.get(), until });
+                }
+                Phase::Admit => {
+                    if let Some(step) = self.admit(i, now) {
+                        return Ok(step);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pass the stages the call still needs; returns a step to hand out, or `None` to loop.
+    fn admit(&mut self, i: usize, now: Instant) -> Option<Step> {
+        let layout = self.layout;
+        let outer_done = self.calls[i].outer_done;
+        let stages = if outer_done { layout.inner } else { layout.outer };
+        for stage in stages.into_iter().flatten() {
+            let bit = match stage {
+                Stage::RateLimit => PASSED_RATE_LIMIT,
+                Stage::Bulkhead => HOLDS_BULKHEAD,
+                _ => HOLDS_BREAKER,
+            };
+            if self.calls[i].held & bit != 0 {
+                continue;
+            }
+            match stage {
+                Stage::RateLimit => {
+                    let Some(limiter) = self.limiter.as_mut() else { continue };
+                    match limiter.check(now, 1) {
+                        RateDecision::Allowed => self.calls[i].held |= bit,
+                        RateDecision::Wait(d) => {
+                            let until = now.saturating_add(d);
+                            if self.calls[i].deadline.is_some_and(|dl| until >= dl) {
+                                self.refuse(i, stage, ErrorKind::DeadlineExceeded, None, now);
+                                return None;
+                            }
+                            self.calls[i].held |= bit;
+                            self.calls[i].phase = Phase::Sleep(until);
+                            return Some(Step::Sleep { until });
+                        }
+                        RateDecision::Denied { retry_after } => {
+                            self.refuse(i, stage, ErrorKind::RateLimited, retry_after, now);
+                            return None;
+                        }
+                    }
+                }
+                Stage::Bulkhead => {
+                    let Some(bulkhead) = self.bulkhead.as_mut() else { continue };
+                    match bulkhead.try_enter(now, self.calls[i].deadline) {
+                        Entry::Admitted => self.calls[i].held |= bit,
+                        Entry::Queued { ticket, until } => {
+                            let id = CallId { index: i as u32, generation: self.calls[i].generation };
+                            self.parked.insert(ticket.get(), id.index);
+                            self.calls[i].phase = Phase::Park { ticket, until, granted: false };
+                            return Some(Step::Park { ticket: ticket.get(), until });
+                        }
+                        Entry::Rejected { reason } => {
+                            self.refuse(i, stage, reason, None, now);
+                            return None;
+                        }
+                    }
+                }
+                _ => {
+                    let Some(breaker) = self.breaker.as_mut() else { continue };
+                    match breaker.try_acquire(now) {
+                        Admission::Admitted(permit) => {
+                            self.calls[i].permit = Some(permit);
+                            self.calls[i].held |= bit;
+                        }
+                        Admission::Rejected { retry_after } => {
+                            self.refuse(i, stage, ErrorKind::CircuitOpen, retry_after, now);
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+        if !outer_done {
+            self.calls[i].outer_done = true;
+            if let Some(r) = self.retry.as_ref() {
+                // The attempt begins when its per-attempt stages start, so a per-attempt
+                // refusal counts as an attempt and retries always terminate.
+                let c = &mut self.calls[i];
+                c.attempts = r.begin_attempt(c.retry.as_mut().expect("retry state exists with a retry policy"));
+            }
+            return None;
+        }
+        let c = &mut self.calls[i];
+        if self.retry.is_none() {
+            c.attempts += 1;
+        }
+        if c.deadline.is_some_and(|d| now >= d) {
+            self.refuse(i, Stage::Timeout, ErrorKind::DeadlineExceeded, None, now);
+            return None;
+        }
+        let deadline = match (&self.config.timeout, self.layout.timeout_per_attempt) {
+            (Some(t), true) => t.attempt_deadline(now, c.deadline),
+            _ => c.deadline,
+        };
+        c.phase = Phase::Running { deadline };
+        self.stats.attempts += 1;
+        Some(Step::Attempt { attempt: c.attempts, deadline })
+    }
+
+    /// A stage refused the call (or its deadline passed before it could go on).
+    fn refuse(&mut self, i: usize, stage: Stage, kind: ErrorKind, retry_after: Option<Duration>, now: Instant) {
+        let inner = self.calls[i].outer_done && self.layout.is_inner(stage);
+        if inner && kind != ErrorKind::DeadlineExceeded && self.retry.is_some() {
+            // A per-attempt refusal is a failed attempt: retry it after its own hint.
+            self.release_inner(i, now, BreakerOutcome::Ignored);
+            self.calls[i].last_kind = Some(kind);
+            self.after_failure(i, FailureInfo { retryable: true, retry_after }, now);
+            return;
+        }
+        let cause = if self.calls[i].attempts > 0 { self.calls[i].last_kind } else { None };
+        self.finish_fail(i as u32, kind, retry_after, cause, now);
+    }
+
+    /// Report the running attempt's outcome.
+    pub fn report(&mut self, call: CallId, report: Report, now: Instant) -> Result<(), UsageError> {
+        let i = self.slot(call)?;
+        if !matches!(self.calls[i].phase, Phase::Running { .. }) {
+            return Err(UsageError::NoAttemptInFlight);
+        }
+        let now = self.clock.observe(now);
+        let breaker_outcome = match report.outcome {
+            Outcome::Success => BreakerOutcome::Success,
+            Outcome::Failure | Outcome::Timeout => BreakerOutcome::Failure,
+            Outcome::Ignored => BreakerOutcome::Ignored,
+        };
+        self.release_inner(i, now, breaker_outcome);
+        if let (Some(hint), Some(r)) = (report.retry_after, self.retry.as_ref()) {
+            if r.config().pushback == crate::retry::Pushback::Pipeline {
+                self.pushback_until = self.pushback_until.max(now.saturating_add(hint));
+            }
+        }
+        match report.outcome {
+            Outcome::Success => {
+                if let (Some(r), Some(state)) = (self.retry.as_mut(), self.calls[i].retry.as_ref()) {
+                    r.on_success(state);
+                }
+                self.release_outer(i, now, BreakerOutcome::Success);
+                let attempts = self.calls[i].attempts;
+                self.stats.succeeded += 1;
+                self.calls[i].phase = Phase::Finished(Step::Done { attempts });
+            }
+            Outcome::Ignored => {
+                self.calls[i].last_ignored = true;
+                self.finish_fail(i as u32, ErrorKind::Failure, None, None, now);
+            }
+            Outcome::Failure | Outcome::Timeout => {
+                let kind = if report.outcome == Outcome::Timeout {
+                    if self.calls[i].deadline.is_some_and(|d| now >= d) {
+                        ErrorKind::DeadlineExceeded
+                    } else {
+                        ErrorKind::Timeout
+                    }
+                } else {
+                    ErrorKind::Failure
+                };
+                self.calls[i].last_kind = Some(kind);
+                if self.retry.is_some() {
+                    let retryable = report.retryable || report.outcome == Outcome::Timeout;
+                    self.after_failure(i, FailureInfo { retryable, retry_after: report.retry_after }, now);
+                } else {
+                    self.finish_fail(i as u32, kind, None, None, now);
+                }
+            }
+        }
+        self.drain_policy_events();
+        Ok(())
+    }
+
+    /// Ask the retry policy what follows a failed (or refused) attempt.
+    fn after_failure(&mut self, i: usize, failure: FailureInfo, now: Instant) {
+        let retry = self.retry.as_mut().expect("only called with a retry policy");
+        let c = &mut self.calls[i];
+        let state = c.retry.as_mut().expect("retry state exists with a retry policy");
+        let last = c.last_kind.unwrap_or(ErrorKind::Failure);
+        match retry.on_failure(state, failure, now, c.deadline, &mut self.rng) {
+            RetryDecision::Retry { attempt, delay } => {
+                let until = now.saturating_add(delay);
+                c.phase = if delay.is_zero() { Phase::Admit } else { Phase::Sleep(until) };
+                c.attempts = retry.begin_attempt(state);
+                debug_assert_eq!(c.attempts, attempt);
+                self.events.push(Event { at: now, kind: EventKind::RetryScheduled { attempt, delay } });
+            }
+            RetryDecision::GiveUp { reason } => {
+                let (kind, cause) = match reason {
+                    // Not retryable: the attempt's own error (or refusal) propagates unchanged.
+                    GiveUp::NotRetryable => (last, None),
+                    other => (other.kind(), Some(last)),
+                };
+                self.finish_fail(i as u32, kind, failure.retry_after.filter(|_| cause.is_none()), cause, now);
+            }
+        }
+    }
+
+    /// Release the per-attempt stages after an attempt (or a per-attempt refusal).
+    fn release_inner(&mut self, i: usize, now: Instant, outcome: BreakerOutcome) {
+        let layout = self.layout;
+        for stage in layout.inner.into_iter().flatten() {
+            self.release_stage(i, stage, now, outcome);
+        }
+    }
+
+    /// Release the per-call stages at the end of a call.
+    fn release_outer(&mut self, i: usize, now: Instant, outcome: BreakerOutcome) {
+        let layout = self.layout;
+        for stage in layout.outer.into_iter().flatten() {
+            self.release_stage(i, stage, now, outcome);
+        }
+    }
+
+    fn release_stage(&mut self, i: usize, stage: Stage, now: Instant, outcome: BreakerOutcome) {
+        let c = &mut self.calls[i];
+        match stage {
+            Stage::RateLimit => c.held &= !PASSED_RATE_LIMIT,
+            Stage::Bulkhead if c.held & HOLDS_BULKHEAD != 0 => {
+                c.held &= !HOLDS_BULKHEAD;
+                if let Some(b) = self.bulkhead.as_mut() {
+                    if let Some(ticket) = b.release(now) {
+                        self.wake(ticket);
+                    }
+                }
+            }
+            Stage::CircuitBreaker if c.held & HOLDS_BREAKER != 0 => {
+                c.held &= !HOLDS_BREAKER;
+                if let (Some(b), Some(permit)) = (self.breaker.as_mut(), c.permit.take()) {
+                    b.record(permit, outcome, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Release everything the call holds without an outcome (cancellation, early failure).
+    fn release_all_abandoned(&mut self, i: usize, now: Instant) {
+        let c = &mut self.calls[i];
+        if let Phase::Park { ticket, granted, .. } = c.phase {
+            self.parked.remove(&ticket.get());
+            if granted {
+                c.held |= HOLDS_BULKHEAD;
+            } else if let Some(b) = self.bulkhead.as_mut() {
+                let _ = b.cancel(ticket, now, false);
+            }
+        }
+        let c = &mut self.calls[i];
+        if c.held & HOLDS_BREAKER != 0 {
+            c.held &= !HOLDS_BREAKER;
+            if let (Some(b), Some(permit)) = (self.breaker.as_mut(), c.permit.take()) {
+                b.release(permit, now);
+            }
+        }
+        self.release_stage(i, Stage::Bulkhead, now, BreakerOutcome::Ignored);
+        self.calls[i].held = 0;
+    }
+
+    fn wake(&mut self, ticket: Ticket) {
+        if let Some(index) = self.parked.remove(&ticket.get()) {
+            let c = &mut self.calls[index as usize];
+            if let Phase::Park { ticket: t, until, .. } = c.phase {
+                c.phase = Phase::Park { ticket: t, until, granted: true };
+                self.wakes.push_back(CallId { index, generation: c.generation });
+            }
+        }
+    }
+
+    /// End a call with a failure: release what it holds, count, and queue the step.
+    fn finish_fail(
+        &mut self,
+        i: u32,
+        kind: ErrorKind,
+        retry_after: Option<Duration>,
+        cause: Option<ErrorKind>,
+        now: Instant,
+    ) {
+        let i = i as usize;
+        // The breaker outside retry sees the call's final outcome; refusals before any
+        // attempt (or by the breaker itself) are not outcomes of the protected function.
+        let attempted = self.calls[i].attempts > 0 && self.calls[i].outer_done;
+        let outcome = if self.calls[i].last_ignored || !attempted {
+            BreakerOutcome::Ignored
+        } else {
+            BreakerOutcome::Failure
+        };
+        if attempted {
+            self.release_outer(i, now, outcome);
+        }
+        self.release_all_abandoned(i, now);
+        let attempts = self.calls[i].attempts;
+        self.stats.failed[(kind.code() - 1) as usize] += 1;
+        if kind != ErrorKind::Failure && attempts > 0 {
+            self.events.push(Event { at: now, kind: EventKind::GaveUp { reason: kind, attempts } });
+        }
+        self.calls[i].phase = Phase::Finished(Step::Fail(Failure {
+            kind,
+            retry_after,
+            attempts,
+            fallback: self.fallback_on & (1 << kind.code()) != 0,
+            cause,
+        }));
+    }
+
+    fn free_slot(&mut self, i: usize) {
+        self.calls[i].live = false;
+        self.free.push(i as u32);
+        self.stats.in_flight = self.stats.in_flight.saturating_sub(1);
+    }
+
+    /// Cancel a call (the caller gave up): it leaves any queue and frees what it holds
+    /// without recording an outcome. Its handle is invalid afterwards.
+    pub fn cancel(&mut self, call: CallId, now: Instant) -> Result<(), UsageError> {
+        let i = self.slot(call)?;
+        let now = self.clock.observe(now);
+        if !matches!(self.calls[i].phase, Phase::Finished(_)) {
+            self.release_all_abandoned(i, now);
+            self.stats.cancelled += 1;
+        }
+        self.free_slot(i);
+        self.drain_policy_events();
+        Ok(())
+    }
+
+    /// The next parked call whose bulkhead slot was granted: poll it now.
+    pub fn poll_wake(&mut self) -> Option<CallId> {
+        self.wakes.pop_front()
+    }
+
+    /// The next event, oldest first.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop()
+    }
+
+    /// When the next policy-level time-driven change is due (a breaker's open period ending,
+    /// a bulkhead waiter's `until`). Per-call waits are in each call's own step.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let breaker = self.breaker.as_ref().and_then(CircuitBreaker::poll_timeout);
+        let bulkhead = self.bulkhead.as_ref().and_then(Bulkhead::poll_timeout);
+        let pushback = (self.pushback_until > self.clock.last()).then_some(self.pushback_until);
+        min_deadline(min_deadline(breaker, bulkhead), pushback)
+    }
+
+    /// Counters and gauges of the pipeline and its policies.
+    #[must_use]
+    pub fn stats(&self) -> PipelineStats {
+        let mut s = self.stats;
+        s.events_dropped = self.events.dropped();
+        s.breaker = self.breaker.as_ref().map(CircuitBreaker::metrics);
+        s.bulkhead = self.bulkhead.as_ref().map(Bulkhead::metrics);
+        s.rate_limit = self.limiter.as_ref().map(RateLimiter::metrics);
+        s.retry = self.retry.as_ref().map(Retry::metrics);
+        s.budget_tokens = self.retry.as_ref().and_then(Retry::budget_tokens);
+        s
+    }
+
+    /// Apply a new config, keeping the state that still fits (breaker state, limiter levels,
+    /// budget tokens, bulkhead holders and queue). An invalid config is refused and the old
+    /// one stays in force. Calls in flight finish under the stages they already passed.
+    pub fn reconfigure(&mut self, config: PipelineConfig, now: Instant) -> Result<(), ConfigError> {
+        config.validate()?;
+        let now = self.clock.observe(now);
+        // Build every new component first, so a failure leaves everything untouched.
+        fn update<T, C: Clone>(
+            current: &mut Option<T>,
+            next: &Option<C>,
+            build: impl FnOnce(C) -> Result<T, ConfigError>,
+            keep: impl FnOnce(&mut T, C) -> Result<(), ConfigError>,
+        ) -> Result<(), ConfigError> {
+            match (current.as_mut(), next) {
+                (Some(t), Some(c)) => keep(t, c.clone()),
+                (None, Some(c)) => {
+                    *current = Some(build(c.clone())?);
+                    Ok(())
+                }
+                (_, None) => {
+                    *current = None;
+                    Ok(())
+                }
+            }
+        }
+        let mut limiter = self.limiter.take();
+        let mut bulkhead = self.bulkhead.take();
+        let mut breaker = self.breaker.take();
+        let mut retry = self.retry.take();
+        let mut woken = Vec::new();
+        let result = (|| {
+            update(&mut limiter, &config.rate_limit, RateLimiter::new, |l, c| l.reconfigure(c, now))?;
+            update(&mut breaker, &config.circuit_breaker, CircuitBreaker::new, |b, c| b.reconfigure(c, now))?;
+            update(&mut retry, &config.retry, Retry::new, |r, c| r.reconfigure(c))?;
+            update(&mut bulkhead, &config.bulkhead, Bulkhead::new, |b, c| {
+                woken = b.reconfigure(c, now)?;
+                Ok(())
+            })?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            // Components were reconfigured in place only after validation, which cannot fail
+            // here; restore what was taken either way.
+            self.limiter = limiter;
+            self.bulkhead = bulkhead;
+            self.breaker = breaker;
+            self.retry = retry;
+            return Err(e);
+        }
+        let bulkhead_removed = bulkhead.is_none() && self.config.bulkhead.is_some();
+        self.limiter = limiter;
+        self.bulkhead = bulkhead;
+        self.breaker = breaker;
+        self.retry = retry;
+        self.fallback_on = kinds_mask(&config.fallback.clone().unwrap_or_default().on);
+        self.layout = Layout::new(&config);
+        if let Some(seed) = config.seed.filter(|s| Some(*s) != self.config.seed) {
+            self.rng = Rng::new(seed);
+        }
+        self.config = config;
+        for ticket in woken {
+            self.wake(ticket);
+        }
+        if bulkhead_removed {
+            // No bulkhead any more: every queued call may go on.
+            let tickets: Vec<u64> = self.parked.keys().copied().collect();
+            for t in tickets {
+                self.wake(Ticket::from_raw(t));
+            }
+        }
+        Ok(())
+    }
+
+    fn drain_policy_events(&mut self) {
+        if let Some(b) = self.breaker.as_mut() {
+            while let Some(e) = b.poll_event() {
+                self.events.push(e);
+            }
+        }
+        if let Some(b) = self.bulkhead.as_mut() {
+            while let Some(e) = b.poll_event() {
+                self.events.push(e);
+            }
+        }
+        if let Some(l) = self.limiter.as_mut() {
+            while let Some(e) = l.poll_event() {
+                self.events.push(e);
+            }
+        }
+    }
+}
