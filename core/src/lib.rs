@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bulkhead;
 pub mod config;
 pub mod deadline;
 pub mod error;
@@ -32,6 +33,7 @@ pub mod event;
 pub mod rng;
 pub mod time;
 
+pub use bulkhead::{Bulkhead, BulkheadConfig, BulkheadMetrics, Entry, Ticket};
 pub use config::{ConfigDuration, Rate};
 pub use error::{ConfigError, Issue, UsageError};
 pub use event::{BreakerState, ErrorKind, Event, EventKind, EventQueue};
