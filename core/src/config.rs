@@ -25,7 +25,19 @@ pub fn from_json_str<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> 
 
 /// Deserialize an already-parsed JSON value into `T`, naming the field path of the first problem.
 pub fn from_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    from_deserializer(value)
+}
+
+/// Deserialize `T` from any serde deserializer (a JS object through `serde-wasm-bindgen`, a
+/// Python dict...), naming the field path of the first problem. Bindings use this to skip a
+/// JSON text round trip.
+pub fn from_deserializer<'de, T, D>(deserializer: D) -> Result<T, ConfigError>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+    D::Error: fmt::Display,
+{
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
         ConfigError::new(path, e.into_inner().to_string())
