@@ -29,11 +29,16 @@ pub mod config;
 pub mod deadline;
 pub mod error;
 pub mod event;
+pub mod health;
 pub mod rng;
 pub mod time;
 
 pub use config::{ConfigDuration, Rate};
 pub use error::{ConfigError, Issue, UsageError};
 pub use event::{BreakerState, ErrorKind, Event, EventKind, EventQueue};
+pub use health::{
+    CheckConfig, CheckId, CheckResult, CheckStatus, DueCheck, HealthConfig, HealthEvent,
+    HealthEventKind, HealthMetrics, HealthRegistry, HealthStatus,
+};
 pub use rng::Rng;
 pub use time::{Instant, Monotonic};
