@@ -634,22 +634,40 @@ impl HealthRegistry {
     /// Start every idle check whose next run time has come (a new check: at once), in name
     /// order, with `deadline = now + timeout`. Runs past their deadline are expired first, so
     /// that a host calling only `due` on its timer still sees timeouts.
+    #[must_use = "the returned checks are marked running: run them and report"]
     pub fn due(&mut self, now: Instant) -> Vec<DueCheck> {
+        let mut due = Vec::new();
+        self.due_into(now, &mut due);
+        due
+    }
+
+    /// [`HealthRegistry::due`] into a buffer the host reuses (cleared first), so that a
+    /// periodic host loop does not allocate.
+    pub fn due_into(&mut self, now: Instant, out: &mut Vec<DueCheck>) {
+        out.clear();
         let now = self.clock.observe(now);
         self.expire_at(now);
-        self.start(now, false)
+        self.start(now, false, out);
     }
 
     /// Start every idle check now (an on-demand `check()`), in name order; running checks are
     /// left to finish. Each started check's next periodic run is `interval` after this one.
+    #[must_use = "the returned checks are marked running: run them and report"]
     pub fn due_all(&mut self, now: Instant) -> Vec<DueCheck> {
-        let now = self.clock.observe(now);
-        self.expire_at(now);
-        self.start(now, true)
+        let mut due = Vec::new();
+        self.due_all_into(now, &mut due);
+        due
     }
 
-    fn start(&mut self, now: Instant, all: bool) -> Vec<DueCheck> {
-        let mut due = Vec::new();
+    /// [`HealthRegistry::due_all`] into a buffer the host reuses (cleared first).
+    pub fn due_all_into(&mut self, now: Instant, out: &mut Vec<DueCheck>) {
+        out.clear();
+        let now = self.clock.observe(now);
+        self.expire_at(now);
+        self.start(now, true, out);
+    }
+
+    fn start(&mut self, now: Instant, all: bool, out: &mut Vec<DueCheck>) {
         for check in &mut self.checks {
             if check.running.is_some() || (!all && check.next_due > now) {
                 continue;
@@ -660,12 +678,11 @@ impl HealthRegistry {
                 deadline,
             });
             self.metrics.runs += 1;
-            due.push(DueCheck {
+            out.push(DueCheck {
                 id: check.id,
                 deadline,
             });
         }
-        due
     }
 
     /// When to call back: the earliest next run of an idle check or deadline of a running one
@@ -1291,6 +1308,28 @@ mod tests {
         let _ = r.due(t(1000));
         r.report(db, ok(99), t(1099)).unwrap();
         assert_eq!(r.check_status(db), Some(CheckStatus::Healthy));
+    }
+
+    #[test]
+    fn due_into_reuses_the_hosts_buffer() {
+        let mut r = HealthRegistry::new();
+        let db = r.register("db", cfg()).unwrap();
+        let mut buf = vec![DueCheck {
+            id: CheckId::from_raw(99),
+            deadline: t(1),
+        }];
+        r.due_into(t(0), &mut buf);
+        assert_eq!(
+            buf,
+            [DueCheck {
+                id: db,
+                deadline: t(100)
+            }]
+        );
+        let cap = buf.capacity();
+        r.due_all_into(t(1), &mut buf);
+        assert!(buf.is_empty(), "db is running");
+        assert_eq!(buf.capacity(), cap);
     }
 
     #[test]
