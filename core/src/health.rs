@@ -45,7 +45,8 @@
 //! - **Order** is by check name everywhere (due lists, report, events of one input).
 //! - **Time** is clamped: `now` is `max(now, last_seen)`, so a clock that steps back can
 //!   neither shorten a deadline nor run a check early. Inputs without `now` (`register`,
-//!   `set_breaker`...) stamp their events with the last instant seen.
+//!   `set_breaker`...) stamp their events with the last instant seen; a timeout noticed late
+//!   (by an `expire` or `due` after the deadline) is stamped with that call's `now`.
 
 use core::fmt;
 use core::time::Duration;
