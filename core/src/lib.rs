@@ -30,6 +30,7 @@ pub mod config;
 pub mod deadline;
 pub mod error;
 pub mod event;
+pub mod health;
 pub mod rng;
 pub mod time;
 
@@ -37,5 +38,9 @@ pub use bulkhead::{Bulkhead, BulkheadConfig, BulkheadMetrics, Entry, Ticket};
 pub use config::{ConfigDuration, Rate};
 pub use error::{ConfigError, Issue, UsageError};
 pub use event::{BreakerState, ErrorKind, Event, EventKind, EventQueue};
+pub use health::{
+    CheckConfig, CheckId, CheckResult, CheckStatus, DueCheck, HealthConfig, HealthEvent,
+    HealthEventKind, HealthMetrics, HealthRegistry, HealthStatus,
+};
 pub use rng::Rng;
 pub use time::{Instant, Monotonic};
