@@ -15,7 +15,10 @@ use tripwire_core::{Instant, Rng};
 fn breaker(c: &mut Criterion) {
     let rules = [
         ("consecutive", r#"{"trip": {"consecutiveFailures": 5}}"#),
-        ("count_window", r#"{"trip": {"failureRate": 0.5, "window": {"calls": 100}, "minimumCalls": 20}}"#),
+        (
+            "count_window",
+            r#"{"trip": {"failureRate": 0.5, "window": {"calls": 100}, "minimumCalls": 20}}"#,
+        ),
         (
             "time_window",
             r#"{"trip": {"failureRate": 0.5, "window": {"duration": "60s", "buckets": 10}, "minimumCalls": 20}}"#,
@@ -42,7 +45,10 @@ fn breaker(c: &mut Criterion) {
 
 fn rate_limit(c: &mut Criterion) {
     for algo in ["tokenBucket", "gcra", "fixedWindow", "slidingWindow"] {
-        let cfg = RateLimitConfig::from_json(&format!(r#"{{"algorithm": "{algo}", "rate": "1000000/s"}}"#)).unwrap();
+        let cfg = RateLimitConfig::from_json(&format!(
+            r#"{{"algorithm": "{algo}", "rate": "1000000/s"}}"#
+        ))
+        .unwrap();
         let mut l = RateLimiter::new(cfg).unwrap();
         let mut now = 1_000_000_000u64;
         c.bench_function(&format!("rate_limit_check/{algo}"), |bench| {
@@ -74,7 +80,16 @@ fn retry(c: &mut Criterion) {
         bench.iter(|| {
             let mut s = r.start(t);
             let _ = r.begin_attempt(&mut s);
-            black_box(r.on_failure(&mut s, FailureInfo { retryable: true, retry_after: None }, t, None, &mut rng))
+            black_box(r.on_failure(
+                &mut s,
+                FailureInfo {
+                    retryable: true,
+                    retry_after: None,
+                },
+                t,
+                None,
+                &mut rng,
+            ))
         })
     });
 }

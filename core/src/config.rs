@@ -18,8 +18,8 @@ pub const MAX_CONFIG_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3
 
 /// Parse a JSON document into `T`, naming the field path of the first problem.
 pub fn from_json_str<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| ConfigError::new("", format!("invalid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| ConfigError::new("", format!("invalid JSON: {e}")))?;
     from_json_value(value)
 }
 
@@ -107,13 +107,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
         if num_len == 0 {
-            return Err(format!("invalid duration {text:?}: expected a number before {rest:?}"));
+            return Err(format!(
+                "invalid duration {text:?}: expected a number before {rest:?}"
+            ));
         }
         let (num, tail) = rest.split_at(num_len);
         let value: f64 = num
             .parse()
             .map_err(|_| format!("invalid duration {text:?}: {num:?} is not a number"))?;
-        let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
         let (unit, next) = tail.split_at(unit_len);
         let scale_ms = match unit.trim() {
             "ns" => 1e-6,
@@ -146,11 +150,15 @@ impl Visitor<'_> for DurationVisitor {
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<ConfigDuration, E> {
-        millis_to_duration(v as f64).map(ConfigDuration).map_err(E::custom)
+        millis_to_duration(v as f64)
+            .map(ConfigDuration)
+            .map_err(E::custom)
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<ConfigDuration, E> {
-        millis_to_duration(v as f64).map(ConfigDuration).map_err(E::custom)
+        millis_to_duration(v as f64)
+            .map(ConfigDuration)
+            .map_err(E::custom)
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<ConfigDuration, E> {
@@ -195,7 +203,10 @@ impl Rate {
     #[must_use]
     pub fn new(limit: u64, period: Duration) -> Option<Rate> {
         let period_nanos = crate::time::duration_nanos(period);
-        (limit > 0 && period_nanos > 0).then_some(Rate { limit, period_nanos })
+        (limit > 0 && period_nanos > 0).then_some(Rate {
+            limit,
+            period_nanos,
+        })
     }
 
     /// The emission interval `period / limit`, rounded up to whole nanoseconds (so the
@@ -215,13 +226,15 @@ impl Rate {
 
 /// Parse `"50/s"`, `"1000/m"`, `"5/10s"`, `"1/1.5h"`.
 pub fn parse_rate(text: &str) -> Result<Rate, String> {
-    let (limit, period) = text
-        .split_once('/')
-        .ok_or_else(|| format!("invalid rate {text:?}: expected \"N/unit\" such as \"50/s\" or \"1000/m\""))?;
-    let limit: u64 = limit
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid rate {text:?}: {:?} is not a whole number", limit.trim()))?;
+    let (limit, period) = text.split_once('/').ok_or_else(|| {
+        format!("invalid rate {text:?}: expected \"N/unit\" such as \"50/s\" or \"1000/m\"")
+    })?;
+    let limit: u64 = limit.trim().parse().map_err(|_| {
+        format!(
+            "invalid rate {text:?}: {:?} is not a whole number",
+            limit.trim()
+        )
+    })?;
     let period = period.trim();
     let period = if period.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
         parse_duration(period)
@@ -241,7 +254,9 @@ impl<'de> Visitor<'de> for RateVisitor {
     type Value = Rate;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a rate: a string like \"50/s\" or an object {\"limit\": N, \"period\": duration}")
+        f.write_str(
+            "a rate: a string like \"50/s\" or an object {\"limit\": N, \"period\": duration}",
+        )
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Rate, E> {
@@ -278,7 +293,10 @@ impl Serialize for Rate {
         use serde::ser::SerializeMap;
         let mut m = s.serialize_map(Some(2))?;
         m.serialize_entry("limit", &self.limit)?;
-        m.serialize_entry("period", &ConfigDuration(Duration::from_nanos(self.period_nanos)))?;
+        m.serialize_entry(
+            "period",
+            &ConfigDuration(Duration::from_nanos(self.period_nanos)),
+        )?;
         m.end()
     }
 }
@@ -297,10 +315,14 @@ mod tests {
         assert_eq!(ms("500us"), 500_000);
         assert_eq!(ms("1m30s"), 90_000_000_000);
         assert!(parse_duration("250").unwrap_err().contains("needs a unit"));
-        assert!(parse_duration("5parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("5parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
         assert!(parse_duration("").is_err());
         assert!(parse_duration("ms").is_err());
-        assert!(parse_duration("1000000d").unwrap_err().contains("too large"));
+        assert!(parse_duration("1000000d")
+            .unwrap_err()
+            .contains("too large"));
     }
 
     #[test]
@@ -311,14 +333,22 @@ mod tests {
         assert_eq!(d.get(), Duration::from_micros(500));
         let d: ConfigDuration = serde_json::from_str("\"2s\"").unwrap();
         assert_eq!(d.get(), Duration::from_secs(2));
-        let e = serde_json::from_str::<ConfigDuration>("-1").unwrap_err().to_string();
+        let e = serde_json::from_str::<ConfigDuration>("-1")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("must be >= 0"), "{e}");
         assert!(serde_json::from_str::<ConfigDuration>("true").is_err());
     }
 
     #[test]
     fn rates_parse_in_both_shapes() {
-        assert_eq!(parse_rate("50/s").unwrap(), Rate { limit: 50, period_nanos: 1_000_000_000 });
+        assert_eq!(
+            parse_rate("50/s").unwrap(),
+            Rate {
+                limit: 50,
+                period_nanos: 1_000_000_000
+            }
+        );
         assert_eq!(parse_rate("1000/m").unwrap().period_nanos, 60_000_000_000);
         assert_eq!(parse_rate("5/10s").unwrap().period_nanos, 10_000_000_000);
         assert!(parse_rate("0/s").is_err());
@@ -349,7 +379,11 @@ mod tests {
     fn errors_name_the_field_path() {
         let e = from_json_str::<Outer>(r#"{"inner": {"waitTime": "5 parsecs"}}"#).unwrap_err();
         assert_eq!(e.issues()[0].path, "inner.waitTime");
-        assert!(e.to_string().starts_with("inner.waitTime: invalid duration"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("inner.waitTime: invalid duration"),
+            "{e}"
+        );
         let e = from_json_str::<Outer>(r#"{"inner": {"waitTime": 1, "extra": 2}}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field `extra`"), "{e}");
         let e = from_json_str::<Outer>("{nope").unwrap_err();

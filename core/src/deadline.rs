@@ -34,7 +34,10 @@ fn default_per_attempt() -> Option<ConfigDuration> {
 
 impl Default for TimeoutConfig {
     fn default() -> Self {
-        TimeoutConfig { per_attempt: default_per_attempt(), overall: None }
+        TimeoutConfig {
+            per_attempt: default_per_attempt(),
+            overall: None,
+        }
     }
 }
 
@@ -60,8 +63,14 @@ impl TimeoutConfig {
 
     /// The deadline of an attempt starting at `now` within a call ending at `call_deadline`.
     #[must_use]
-    pub fn attempt_deadline(&self, now: Instant, call_deadline: Option<Instant>) -> Option<Instant> {
-        let own = self.per_attempt.map(|d| now.saturating_add_nanos(d.nanos()));
+    pub fn attempt_deadline(
+        &self,
+        now: Instant,
+        call_deadline: Option<Instant>,
+    ) -> Option<Instant> {
+        let own = self
+            .per_attempt
+            .map(|d| now.saturating_add_nanos(d.nanos()));
         min_deadline(own, call_deadline)
     }
 }
@@ -100,9 +109,13 @@ mod tests {
         let t: TimeoutConfig = crate::config::from_json_str("{}").unwrap();
         assert_eq!(t.per_attempt, Some(DEFAULT_PER_ATTEMPT));
         assert_eq!(t.overall, None);
-        let t: TimeoutConfig = crate::config::from_json_str(r#"{"perAttempt": null, "overall": 100}"#).unwrap();
+        let t: TimeoutConfig =
+            crate::config::from_json_str(r#"{"perAttempt": null, "overall": 100}"#).unwrap();
         assert_eq!(t.attempt_deadline(ms(5), None), None);
         let t: TimeoutConfig = crate::config::from_json_str(r#"{"perAttempt": 0}"#).unwrap();
-        assert_eq!(t.validate().unwrap_err().to_string(), "perAttempt: must be > 0, got 0");
+        assert_eq!(
+            t.validate().unwrap_err().to_string(),
+            "perAttempt: must be > 0, got 0"
+        );
     }
 }

@@ -33,7 +33,12 @@ impl ConfigError {
     /// An error with a single issue.
     #[must_use]
     pub fn new(path: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-        ConfigError { issues: vec![Issue { path: path.into(), reason: reason.into() }] }
+        ConfigError {
+            issues: vec![Issue {
+                path: path.into(),
+                reason: reason.into(),
+            }],
+        }
     }
 
     /// The issues, in document order where known (at least one).
@@ -81,7 +86,10 @@ impl Issues {
 
     /// Record that the field at `path` is refused for `reason`.
     pub fn push(&mut self, path: impl Into<String>, reason: impl Into<String>) {
-        self.issues.push(Issue { path: path.into(), reason: reason.into() });
+        self.issues.push(Issue {
+            path: path.into(),
+            reason: reason.into(),
+        });
     }
 
     /// Record every issue of `err`, under `prefix`.
@@ -100,7 +108,9 @@ impl Issues {
         if self.issues.is_empty() {
             Ok(value)
         } else {
-            Err(ConfigError { issues: self.issues })
+            Err(ConfigError {
+                issues: self.issues,
+            })
         }
     }
 }
@@ -140,7 +150,9 @@ impl UsageError {
     pub const fn as_str(self) -> &'static str {
         match self {
             UsageError::UnknownCall => "unknown or finished call handle",
-            UsageError::AttemptInFlight => "an attempt is in flight: report its outcome before polling",
+            UsageError::AttemptInFlight => {
+                "an attempt is in flight: report its outcome before polling"
+            }
             UsageError::NoAttemptInFlight => "no attempt is in flight to report on",
             UsageError::UnknownCheck => "no health check with that name",
             UsageError::DuplicateCheck => "a health check with that name is already registered",

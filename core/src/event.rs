@@ -244,7 +244,10 @@ impl<E> EventQueue<E> {
     /// Queue `event`, dropping (and counting) the oldest when full.
     pub fn push(&mut self, event: E) {
         let inner = self.inner.get_or_insert_with(|| {
-            Box::new(QueueInner { buf: VecDeque::with_capacity(16), dropped: 0 })
+            Box::new(QueueInner {
+                buf: VecDeque::with_capacity(16),
+                dropped: 0,
+            })
         });
         if inner.buf.len() >= EVENT_CAPACITY {
             inner.buf.pop_front();
@@ -298,10 +301,17 @@ mod tests {
     fn kinds_round_trip_their_names() {
         for k in ErrorKind::ALL {
             assert_eq!(ErrorKind::from_name(k.as_str()), Some(k));
-            assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{}\"", k.as_str()));
+            assert_eq!(
+                serde_json::to_string(&k).unwrap(),
+                format!("\"{}\"", k.as_str())
+            );
         }
-        assert_eq!(BreakerState::from_name("halfOpen"), Some(BreakerState::HalfOpen));
-        let codes: std::collections::HashSet<u32> = ErrorKind::ALL.iter().map(|k| k.code()).collect();
+        assert_eq!(
+            BreakerState::from_name("halfOpen"),
+            Some(BreakerState::HalfOpen)
+        );
+        let codes: std::collections::HashSet<u32> =
+            ErrorKind::ALL.iter().map(|k| k.code()).collect();
         assert_eq!(codes.len(), ErrorKind::ALL.len());
     }
 }

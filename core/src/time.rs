@@ -12,7 +12,9 @@ use core::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// A monotonic instant in nanoseconds since a host-chosen origin.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Instant(u64);
 
@@ -121,7 +123,9 @@ impl Monotonic {
     /// A guard that has seen nothing yet.
     #[must_use]
     pub const fn new() -> Monotonic {
-        Monotonic { last: Instant::ZERO }
+        Monotonic {
+            last: Instant::ZERO,
+        }
     }
 
     /// `max(now, last_seen)`, remembering the result.
@@ -157,16 +161,28 @@ mod tests {
         let mut m = Monotonic::new();
         m.observe(Instant::from_nanos(5_000));
         for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, -0.0] {
-            assert_eq!(m.observe(Instant::from_millis_f64(bad)), Instant::from_nanos(5_000));
+            assert_eq!(
+                m.observe(Instant::from_millis_f64(bad)),
+                Instant::from_nanos(5_000)
+            );
         }
         assert_eq!(Instant::from_millis_f64(1e300), Instant::MAX);
     }
 
     #[test]
     fn arithmetic_saturates() {
-        assert_eq!(Instant::MAX.saturating_add(Duration::from_secs(1)), Instant::MAX);
-        assert_eq!(Instant::ZERO.saturating_sub(Duration::from_secs(1)), Instant::ZERO);
-        assert_eq!(Instant::ZERO.saturating_duration_since(Instant::MAX), Duration::ZERO);
+        assert_eq!(
+            Instant::MAX.saturating_add(Duration::from_secs(1)),
+            Instant::MAX
+        );
+        assert_eq!(
+            Instant::ZERO.saturating_sub(Duration::from_secs(1)),
+            Instant::ZERO
+        );
+        assert_eq!(
+            Instant::ZERO.saturating_duration_since(Instant::MAX),
+            Duration::ZERO
+        );
         assert_eq!(duration_nanos(Duration::MAX), u64::MAX);
     }
 }

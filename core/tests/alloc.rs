@@ -71,7 +71,11 @@ fn hot_paths_do_not_allocate() {
     let mut breaker = CircuitBreaker::new(rate).unwrap();
     let n = allocations_in(|i| {
         if let Admission::Admitted(p) = breaker.try_acquire(t(i)) {
-            let o = if i % 3 == 0 { Outcome::Failure } else { Outcome::Success };
+            let o = if i % 3 == 0 {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            };
             breaker.record(p, o, t(i));
         }
         while breaker.poll_event().is_some() {}
@@ -79,7 +83,9 @@ fn hot_paths_do_not_allocate() {
     assert_eq!(n, 0, "time-window breaker allocated");
 
     for algo in ["tokenBucket", "gcra", "fixedWindow", "slidingWindow"] {
-        let cfg = RateLimitConfig::from_json(&format!(r#"{{"algorithm": "{algo}", "rate": "1000/s"}}"#)).unwrap();
+        let cfg =
+            RateLimitConfig::from_json(&format!(r#"{{"algorithm": "{algo}", "rate": "1000/s"}}"#))
+                .unwrap();
         let mut limiter = RateLimiter::new(cfg).unwrap();
         let n = allocations_in(|i| {
             let _ = limiter.check(t(i), 1);
@@ -101,7 +107,16 @@ fn hot_paths_do_not_allocate() {
     let n = allocations_in(|i| {
         let mut state = retry.start(t(i));
         let _ = retry.begin_attempt(&mut state);
-        let _ = retry.on_failure(&mut state, FailureInfo { retryable: true, retry_after: None }, t(i), None, &mut rng);
+        let _ = retry.on_failure(
+            &mut state,
+            FailureInfo {
+                retryable: true,
+                retry_after: None,
+            },
+            t(i),
+            None,
+            &mut rng,
+        );
         retry.on_success(&state);
     });
     assert_eq!(n, 0, "retry decision allocated");
@@ -116,12 +131,19 @@ fn hot_paths_do_not_allocate() {
         let step = pipeline.poll(call, t(i)).unwrap();
         assert!(matches!(step, Step::Attempt { .. }));
         pipeline.report(call, Report::SUCCESS, t(i)).unwrap();
-        assert!(matches!(pipeline.poll(call, t(i)).unwrap(), Step::Done { .. }));
+        assert!(matches!(
+            pipeline.poll(call, t(i)).unwrap(),
+            Step::Done { .. }
+        ));
     });
     assert_eq!(n, 0, "a whole pipeline call allocated");
 }
 
 #[test]
 fn an_idle_consecutive_failure_breaker_fits_in_128_bytes() {
-    assert!(std::mem::size_of::<CircuitBreaker>() <= 128, "{}", std::mem::size_of::<CircuitBreaker>());
+    assert!(
+        std::mem::size_of::<CircuitBreaker>() <= 128,
+        "{}",
+        std::mem::size_of::<CircuitBreaker>()
+    );
 }

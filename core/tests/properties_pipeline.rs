@@ -47,7 +47,11 @@ fn report_for(code: u8) -> Report {
         0 | 1 => Report::SUCCESS,
         2 => Report::failure(true, None),
         3 => Report::TIMEOUT,
-        _ => Report { outcome: Outcome::Ignored, retryable: false, retry_after: None },
+        _ => Report {
+            outcome: Outcome::Ignored,
+            retryable: false,
+            retry_after: None,
+        },
     }
 }
 

@@ -20,6 +20,7 @@ fn vectors_dir() -> PathBuf {
 }
 
 #[test]
+#[allow(clippy::print_stdout)] // the replay count is the test's report
 fn every_vector_replays() {
     let mut files: Vec<PathBuf> = std::fs::read_dir(vectors_dir())
         .expect("tests/vectors exists")
@@ -53,8 +54,16 @@ fn every_vector_replays() {
             failures.push(format!("{name}: {e}"));
         }
     }
-    println!("{} vectors replayed, {} failed", files.len(), failures.len());
-    assert!(failures.is_empty(), "vector failures:\n{}", failures.join("\n"));
+    println!(
+        "{} vectors replayed, {} failed",
+        files.len(),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "vector failures:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// The step's `at`, as an instant (ms → ns, rounded).
@@ -79,7 +88,9 @@ pub fn ms(i: Instant) -> Value {
 
 /// A duration as milliseconds for comparison.
 pub fn dur_ms(d: std::time::Duration) -> Value {
-    json!(tripwire_core::time::nanos_to_millis_f64(tripwire_core::time::duration_nanos(d)))
+    json!(tripwire_core::time::nanos_to_millis_f64(
+        tripwire_core::time::duration_nanos(d)
+    ))
 }
 
 /// Every field of `expected` must match `actual`; numbers match when equal in rounded ns.
@@ -123,7 +134,10 @@ pub fn event_json(e: &Event) -> Value {
         EventKind::StateChanged { from, to } => {
             json!({"type": "stateChanged", "from": from.as_str(), "to": to.as_str(), "at": ms(e.at)})
         }
-        EventKind::Rejected { reason, retry_after } => json!({
+        EventKind::Rejected {
+            reason,
+            retry_after,
+        } => json!({
             "type": "rejected", "reason": reason.as_str(),
             "retryAfter": retry_after.map(dur_ms), "at": ms(e.at)
         }),
@@ -147,7 +161,9 @@ pub fn check_events(step: &Value, drained: Vec<Event>, ctx: &str) -> Result<(), 
 
 /// The label a step refers to (`permit`, `ticket`, `call`...).
 pub fn label<'a>(step: &'a Value, field: &str) -> Result<&'a str, String> {
-    step[field].as_str().ok_or_else(|| format!("step lacks {field:?}: {step}"))
+    step[field]
+        .as_str()
+        .ok_or_else(|| format!("step lacks {field:?}: {step}"))
 }
 
 /// "step N (op)" for messages.

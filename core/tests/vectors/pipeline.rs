@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
-use tripwire_core::pipeline::{CallId, Outcome, Pipeline, PipelineConfig, PolicyFile, Report, Step};
+use tripwire_core::pipeline::{
+    CallId, Outcome, Pipeline, PipelineConfig, PolicyFile, Report, Step,
+};
 
 use crate::{at, check, check_events, ctx, dur_ms, label, ms, ms_to_ns, opt_instant};
 
@@ -33,8 +35,14 @@ fn outcome(step: &Value) -> Result<Report, String> {
         other => return Err(format!("unknown outcome {other:?}")),
     };
     let retryable = step["retryable"].as_bool().unwrap_or(true);
-    let retry_after = step["retryAfter"].as_f64().map(|_| std::time::Duration::from_nanos(ms_to_ns(&step["retryAfter"])));
-    Ok(Report { outcome, retryable, retry_after })
+    let retry_after = step["retryAfter"]
+        .as_f64()
+        .map(|_| std::time::Duration::from_nanos(ms_to_ns(&step["retryAfter"])));
+    Ok(Report {
+        outcome,
+        retryable,
+        retry_after,
+    })
 }
 
 pub fn run(v: &Value) -> Result<(), String> {
@@ -55,7 +63,10 @@ pub fn run(v: &Value) -> Result<(), String> {
     for (i, step) in v["steps"].as_array().ok_or("no steps")?.iter().enumerate() {
         let c = ctx(i, step);
         let now = at(step);
-        let policy = step["policy"].as_str().map(str::to_owned).unwrap_or_else(|| last_policy.clone());
+        let policy = step["policy"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| last_policy.clone());
         if let Some(f) = &file {
             if !pipelines.contains_key(&policy) {
                 let p = f.pipeline(&policy, seed).map_err(|e| format!("{c}: {e}"))?;
@@ -63,19 +74,28 @@ pub fn run(v: &Value) -> Result<(), String> {
             }
         }
         last_policy = policy.clone();
-        let call_of = |calls: &HashMap<String, (String, CallId)>| -> Result<(String, CallId), String> {
-            let l = label(step, "call")?;
-            calls.get(l).cloned().ok_or_else(|| format!("{c}: unknown call label {l:?}"))
-        };
+        let call_of =
+            |calls: &HashMap<String, (String, CallId)>| -> Result<(String, CallId), String> {
+                let l = label(step, "call")?;
+                calls
+                    .get(l)
+                    .cloned()
+                    .ok_or_else(|| format!("{c}: unknown call label {l:?}"))
+            };
         match step["op"].as_str().unwrap_or("") {
             "begin" => {
-                let p = pipelines.get_mut(&policy).ok_or_else(|| format!("{c}: no pipeline"))?;
+                let p = pipelines
+                    .get_mut(&policy)
+                    .ok_or_else(|| format!("{c}: no pipeline"))?;
                 let id = p.begin(now, opt_instant(&step["deadline"]));
                 calls.insert(label(step, "as")?.to_owned(), (policy.clone(), id));
             }
             "poll" => {
                 let (p, id) = call_of(&calls)?;
-                match (pipelines.get_mut(&p).unwrap().poll(id, now), step["expectError"].as_str()) {
+                match (
+                    pipelines.get_mut(&p).unwrap().poll(id, now),
+                    step["expectError"].as_str(),
+                ) {
                     (Ok(got), None) => check(&step["expect"], &step_json(got), &c)?,
                     (Err(e), Some(want)) if e.to_string() == want => {}
                     (got, want) => return Err(format!("{c}: expected {want:?}, got {got:?}")),
@@ -84,17 +104,28 @@ pub fn run(v: &Value) -> Result<(), String> {
             "report" => {
                 let (p, id) = call_of(&calls)?;
                 let r = outcome(step).map_err(|e| format!("{c}: {e}"))?;
-                pipelines.get_mut(&p).unwrap().report(id, r, now).map_err(|e| format!("{c}: {e}"))?;
+                pipelines
+                    .get_mut(&p)
+                    .unwrap()
+                    .report(id, r, now)
+                    .map_err(|e| format!("{c}: {e}"))?;
             }
             "cancel" => {
                 let (p, id) = call_of(&calls)?;
-                pipelines.get_mut(&p).unwrap().cancel(id, now).map_err(|e| format!("{c}: {e}"))?;
+                pipelines
+                    .get_mut(&p)
+                    .unwrap()
+                    .cancel(id, now)
+                    .map_err(|e| format!("{c}: {e}"))?;
             }
             "wakes" => {
                 let p = pipelines.get_mut(&policy).unwrap();
                 let mut woke = Vec::new();
                 while let Some(id) = p.poll_wake() {
-                    let name = calls.iter().find(|(_, (_, cid))| *cid == id).map(|(k, _)| k.clone());
+                    let name = calls
+                        .iter()
+                        .find(|(_, (_, cid))| *cid == id)
+                        .map(|(k, _)| k.clone());
                     woke.push(json!(name));
                 }
                 check(&step["expect"], &Value::Array(woke), &c)?;
@@ -128,7 +159,9 @@ pub fn run(v: &Value) -> Result<(), String> {
                 if let Some(prefix) = expect["error"].as_str() {
                     let actual = got["error"].as_str().unwrap_or("");
                     if !actual.starts_with(prefix) {
-                        return Err(format!("{c}: expected error starting {prefix:?}, got {got}"));
+                        return Err(format!(
+                            "{c}: expected error starting {prefix:?}, got {got}"
+                        ));
                     }
                 }
                 check(&json!({"ok": expect["ok"]}), &got, &c)?;
