@@ -29,11 +29,16 @@ pub mod config;
 pub mod deadline;
 pub mod error;
 pub mod event;
+pub mod retry;
 pub mod rng;
 pub mod time;
 
 pub use config::{ConfigDuration, Rate};
 pub use error::{ConfigError, Issue, UsageError};
 pub use event::{BreakerState, ErrorKind, Event, EventKind, EventQueue};
+pub use retry::{
+    backoff_delay, BackoffConfig, BackoffKind, BudgetConfig, FailureInfo, GiveUp, Jitter, Pushback,
+    Retry, RetryBudget, RetryConfig, RetryDecision, RetryMetrics, RetryState,
+};
 pub use rng::Rng;
 pub use time::{Instant, Monotonic};
