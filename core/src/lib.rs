@@ -30,11 +30,8 @@ pub mod config;
 pub mod deadline;
 pub mod error;
 pub mod event;
-<<<<<<< HEAD
 pub mod health;
-=======
 pub mod retry;
->>>>>>> retry
 pub mod rng;
 pub mod time;
 
@@ -42,15 +39,13 @@ pub use bulkhead::{Bulkhead, BulkheadConfig, BulkheadMetrics, Entry, Ticket};
 pub use config::{ConfigDuration, Rate};
 pub use error::{ConfigError, Issue, UsageError};
 pub use event::{BreakerState, ErrorKind, Event, EventKind, EventQueue};
-<<<<<<< HEAD
 pub use health::{
     CheckConfig, CheckId, CheckResult, CheckStatus, DueCheck, HealthConfig, HealthEvent,
     HealthEventKind, HealthMetrics, HealthRegistry, HealthStatus,
-=======
+};
 pub use retry::{
     backoff_delay, BackoffConfig, BackoffKind, BudgetConfig, FailureInfo, GiveUp, Jitter, Pushback,
     Retry, RetryBudget, RetryConfig, RetryDecision, RetryMetrics, RetryState,
->>>>>>> retry
 };
 pub use rng::Rng;
 pub use time::{Instant, Monotonic};
