@@ -1,32 +1,44 @@
 # tripwire — every command installs what it lacks (idempotently) and then does its job.
 # `make test` is what CI runs (.ci/run); `make demo` is the newcomer's first command.
+# Each step is a script under scripts/ci/, runnable on its own.
 
 SHELL := /bin/bash
-CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test demo bench setup-rust fmt-check clippy rust-test vectors
+.PHONY: test demo bench js python c install test-rust test-js test-python test-c lint
 
-test: setup-rust fmt-check clippy rust-test
-	@echo "make test: all checks passed"
+test: lint test-rust test-js test-python test-c
+	@echo "make test: every check passed"
 
-setup-rust:
-	@bash scripts/ci/setup-rust.sh
+lint:
+	@bash scripts/ci/lint.sh
 
-fmt-check:
-	$(CARGO) fmt --all -- --check
+test-rust:
+	@bash scripts/ci/test-rust.sh
 
-clippy:
-	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+test-js:
+	@bash scripts/ci/test-js.sh
 
-rust-test:
-	$(CARGO) test --workspace --all-features
+test-python:
+	@bash scripts/ci/test-python.sh
 
-vectors:
-	$(CARGO) test -p tripwire-core --test vectors -- --nocapture
+test-c:
+	@bash scripts/ci/test-c.sh
 
-bench: setup-rust
-	$(CARGO) bench -p tripwire-core --bench core
+js:
+	@bash scripts/ci/build-js.sh
 
-demo: setup-rust
-	$(CARGO) run -q -p tripwire-core --example quickstart
+python:
+	@bash scripts/ci/build-python.sh
+
+c:
+	@bash scripts/ci/build-c.sh
+
+install: c
+	@bash scripts/ci/install-c.sh "$(PREFIX)"
+
+bench:
+	@bash scripts/ci/bench.sh
+
+demo:
+	@bash scripts/ci/demo.sh

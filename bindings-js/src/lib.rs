@@ -1,0 +1,2 @@
+//! WebAssembly glue for the tripwire npm package (being built).
+#![forbid(unsafe_code)]

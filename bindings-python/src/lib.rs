@@ -1,0 +1,1 @@
+//! PyO3 glue for the tripwire Python package (being built).

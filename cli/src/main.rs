@@ -1,0 +1,2 @@
+//! `tripwire simulate | validate | schema` (being built).
+fn main() {}
