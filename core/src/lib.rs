@@ -25,13 +25,19 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod breaker;
 pub mod config;
 pub mod deadline;
 pub mod error;
 pub mod event;
 pub mod rng;
 pub mod time;
+mod window;
 
+pub use breaker::{
+    Admission, BreakerConfig, BreakerMetrics, BreakerSnapshot, CircuitBreaker, HalfOpenConfig,
+    OpenDuration, Outcome, Permit, TripRule,
+};
 pub use config::{ConfigDuration, Rate};
 pub use error::{ConfigError, Issue, UsageError};
 pub use event::{BreakerState, ErrorKind, Event, EventKind, EventQueue};
