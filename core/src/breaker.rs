@@ -1560,8 +1560,9 @@ impl CircuitBreaker {
 
     /// Put `config` in force at `now`, keeping what still fits: the state, the open period
     /// under way (a new `openDuration` applies from the next one), the open streak, the
-    /// consecutive count (a count at or past a lower N trips at the next failure), trials in
-    /// flight, and the window when its shape (size, or bucket width and count) is unchanged —
+    /// consecutive count and half-open successes (capped one below a lowered threshold, so the
+    /// next failure trips, or the next success closes, exactly as an uncapped count would),
+    /// trials in flight, and the window when its shape (size, or bucket width and count) is unchanged —
     /// otherwise the window starts empty. An invalid config is refused and nothing changes.
     pub fn reconfigure(&mut self, config: BreakerConfig, now: Instant) -> Result<(), ConfigError> {
         self.reconfigure_shared(Arc::new(config), now)
@@ -1575,6 +1576,14 @@ impl CircuitBreaker {
     ) -> Result<(), ConfigError> {
         config.validate()?;
         self.clock.observe(now);
+        // A count at or past a lower threshold acts at the next outcome either way; capping it
+        // keeps "closed ⇒ count < N" (and so every snapshot restorable) without changing what
+        // happens next.
+        if let TripRule::ConsecutiveFailures(n) = config.trip {
+            self.consecutive_failures = self.consecutive_failures.min(n.saturating_sub(1));
+        }
+        let threshold = config.half_open.success_threshold;
+        self.half_open_successes = self.half_open_successes.min(threshold.saturating_sub(1));
         let keep = self.window.as_deref().is_some_and(|w| w.fits(&config.trip));
         if !keep {
             self.window = Window::for_rule(&config.trip);
