@@ -796,6 +796,7 @@ impl Permit {
 /// How a call ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub enum Outcome {
     /// It worked.
     Success,
@@ -1644,6 +1645,13 @@ mod tests {
             r#"{"trip": {"failureRate": 0.5, "window": {"duration": "60s", "buckets": 10}}}"#,
         );
         assert_eq!(t.window_heap_bytes(), size_of::<Window>() + 10 * 24);
+    }
+
+    #[test]
+    fn breakers_can_be_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<CircuitBreaker>();
+        send_sync::<BreakerSnapshot>();
     }
 
     #[test]

@@ -395,6 +395,15 @@ mod tests {
         w.record(t(5), true, false);
         w.record(t(25), false, false);
         w.record(t(31), false, true);
+        // Buckets that aged out since the last record are not live, even though the window
+        // has not moved yet.
+        let mut aged = TimeWindow::new(10, 5);
+        aged.record(t(3), true, false);
+        assert_eq!(
+            aged.live(t(49)).map(|(age, _)| age).collect::<Vec<_>>(),
+            vec![4]
+        );
+        assert_eq!(aged.live(t(50)).count(), 0);
         let live: Vec<_> = w.live(t(39)).collect();
         assert_eq!(live.len(), 3);
         let mut other = TimeWindow::new(10, 4);

@@ -177,6 +177,9 @@ enum Op {
     Advance(u64),
     /// Move the host clock backward by this many ns.
     Back(u64),
+    /// Move the host clock to the breaker's `poll_timeout` plus this many ns (−1, 0, +1): the
+    /// boundaries where an off-by-one would hide.
+    ToTimeout(i8),
     ForceOpen,
     Disable,
     Reset,
@@ -197,6 +200,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0u64..3_000_000_000).prop_map(Op::Advance),
         1 => (0u64..u64::MAX / 4).prop_map(Op::Advance),
         1 => (0u64..5_000_000_000).prop_map(Op::Back),
+        2 => (-1i8..=1).prop_map(Op::ToTimeout),
         1 => prop_oneof![Just(Op::ForceOpen), Just(Op::Disable)],
         1 => Just(Op::Reset),
         1 => Just(Op::HandleTimeout),
@@ -251,7 +255,7 @@ proptest! {
 
         for op in ops {
             let op_kind = match op {
-                Op::Advance(_) | Op::Back(_) => OpKind::Clock,
+                Op::Advance(_) | Op::Back(_) | Op::ToTimeout(_) => OpKind::Clock,
                 Op::Record(..) | Op::Release(_) => OpKind::Permit,
                 _ => OpKind::Other,
             };
@@ -305,6 +309,11 @@ proptest! {
                 Op::Record(..) | Op::Release(_) => {}
                 Op::Advance(d) => now = now.saturating_add(d),
                 Op::Back(d) => now = now.saturating_sub(d),
+                Op::ToTimeout(delta) => {
+                    if let Some(t) = b.poll_timeout() {
+                        now = t.as_nanos().saturating_add_signed(i64::from(delta));
+                    }
+                }
                 Op::ForceOpen => b.force_open(Instant::from_nanos(now)),
                 Op::Disable => b.disable(Instant::from_nanos(now)),
                 Op::Reset => b.reset(Instant::from_nanos(now)),
