@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod breaker;
 pub mod bulkhead;
 pub mod config;
 pub mod deadline;
@@ -34,7 +35,12 @@ pub mod health;
 pub mod retry;
 pub mod rng;
 pub mod time;
+mod window;
 
+pub use breaker::{
+    Admission, BreakerConfig, BreakerMetrics, BreakerSnapshot, CircuitBreaker, HalfOpenConfig,
+    OpenDuration, Outcome, Permit, TripRule,
+};
 pub use bulkhead::{Bulkhead, BulkheadConfig, BulkheadMetrics, Entry, Ticket};
 pub use config::{ConfigDuration, Rate};
 pub use error::{ConfigError, Issue, UsageError};
