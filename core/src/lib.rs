@@ -29,11 +29,18 @@ pub mod config;
 pub mod deadline;
 pub mod error;
 pub mod event;
+pub mod keyed;
+pub mod rate_limit;
 pub mod rng;
 pub mod time;
 
 pub use config::{ConfigDuration, Rate};
 pub use error::{ConfigError, Issue, UsageError};
 pub use event::{BreakerState, ErrorKind, Event, EventKind, EventQueue};
+pub use keyed::{Keyed, KeyedState};
+pub use rate_limit::{
+    Algorithm, KeyedRateLimitConfig, KeyedRateLimitMetrics, KeyedRateLimiter, LimitConfig,
+    RateDecision, RateLimitConfig, RateLimitMetrics, RateLimiter,
+};
 pub use rng::Rng;
 pub use time::{Instant, Monotonic};
