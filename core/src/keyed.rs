@@ -180,7 +180,8 @@ impl<V: KeyedState> Keyed<V> {
             self.touch(i, now);
             return Ok(&mut self.slots[i as usize].value);
         }
-        if self.slots.len() >= self.max_keys {
+        // `while`: after `set_max_keys` shrank the bound, busy entries may still exceed it.
+        while self.slots.len() >= self.max_keys {
             self.make_room(now)?;
         }
         let i = self.insert_new(key, now, make());
@@ -668,6 +669,21 @@ mod tests {
             h1.hash_one("user-42"),
             SeededSipHasher::new(1).hash_one("user-42")
         );
+    }
+
+    #[test]
+    fn a_shrunk_map_evicts_back_under_the_bound_before_inserting() {
+        let mut k: Keyed<Busy> = Keyed::new(4, None, 3);
+        for key in ["a", "b", "c", "d"] {
+            k.get_or_insert_with(key, t(0), || Busy { until: 10 })
+                .unwrap();
+        }
+        k.set_max_keys(2, t(0));
+        assert_eq!(k.len(), 4, "busy entries stay");
+        k.get_or_insert_with("e", t(10), || Busy { until: 0 })
+            .unwrap();
+        assert_eq!(k.len(), 2);
+        check_links(&k);
     }
 
     #[test]

@@ -703,23 +703,16 @@ impl Algo for SlidingWindowState {
         // In the current window: prev·(W − e) ≤ (B − curr − c)·W, i.e. e ≥ W − ⌊slack/prev⌋.
         if curr + c <= b {
             let slack = (b - curr - c) * w;
-            let e_min = if prev == 0 {
-                0
-            } else {
-                w - w.min(slack / prev)
-            };
+            // No previous count: nothing to wait for (checked_div is None).
+            let e_min = slack.checked_div(prev).map_or(0, |q| w - w.min(q));
             if e_min < w {
                 return to_u64((start + e_min).max(u128::from(t0)));
             }
         }
         // In the next window, where the current count becomes the previous one.
         let next = u128::from(end);
-        let slack = (b - c) * w;
-        let e_min = if curr == 0 {
-            0
-        } else {
-            w - w.min(slack / curr)
-        };
+        let slack = b.saturating_sub(c) * w;
+        let e_min = slack.checked_div(curr).map_or(0, |q| w - w.min(q));
         to_u64(next + e_min)
     }
 
@@ -1058,11 +1051,17 @@ impl RateLimiter {
         !matches!(self.peek(now, 1), RateDecision::Allowed)
     }
 
-    /// Take a new config at `now`, keeping the state that fits: the limit at each position keeps
-    /// its level — the cost it would admit at once — clamped to the new burst (a token bucket or
-    /// GCRA keeps its debt too; see `convert` in the source for the exact rules); positions
-    /// beyond the old list start full. An invalid config is refused and the old one stays in
-    /// force.
+    /// Take a new config at `now`, keeping the state that fits, limit by limit (by position):
+    /// - only `maxWait` changed: the state is kept exactly;
+    /// - token bucket → token bucket, GCRA → GCRA: the level (tokens available, negative while
+    ///   reservations are owed) is kept, clamped to the new burst — exact when the period
+    ///   (bucket) or interval (GCRA) is unchanged, else rounded toward fewer tokens;
+    /// - otherwise (a window limit, or another algorithm): the whole units available now,
+    ///   clamped to the new burst, are kept; the rest counts as used at `now`; reservations
+    ///   owed are not carried over;
+    /// - positions beyond the old list start full.
+    ///
+    /// An invalid config is refused and the old one stays in force.
     pub fn reconfigure(
         &mut self,
         config: RateLimitConfig,
@@ -2153,6 +2152,14 @@ mod tests {
         assert_eq!(k.keys(), 3);
         assert!(!k.contains("d"));
         assert!(!k.check("e", ms(0), 1).is_allowed());
+    }
+
+    #[test]
+    fn limiters_can_be_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<RateLimiter>();
+        send_sync::<KeyedRateLimiter>();
+        send_sync::<RateLimitConfig>();
     }
 
     #[test]
