@@ -32,6 +32,9 @@ pub mod deadline;
 pub mod error;
 pub mod event;
 pub mod health;
+pub mod keyed;
+pub mod pipeline;
+pub mod rate_limit;
 pub mod retry;
 pub mod rng;
 pub mod time;
@@ -48,6 +51,11 @@ pub use event::{BreakerState, ErrorKind, Event, EventKind, EventQueue};
 pub use health::{
     CheckConfig, CheckId, CheckResult, CheckStatus, DueCheck, HealthConfig, HealthEvent,
     HealthEventKind, HealthMetrics, HealthRegistry, HealthStatus,
+};
+pub use keyed::{Keyed, KeyedState};
+pub use rate_limit::{
+    Algorithm, KeyedRateLimitConfig, KeyedRateLimitMetrics, KeyedRateLimiter, LimitConfig,
+    RateDecision, RateLimitConfig, RateLimitMetrics, RateLimiter,
 };
 pub use retry::{
     backoff_delay, BackoffConfig, BackoffKind, BudgetConfig, FailureInfo, GiveUp, Jitter, Pushback,

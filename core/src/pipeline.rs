@@ -29,14 +29,18 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 
-use crate::breaker::{Admission, BreakerConfig, BreakerMetrics, CircuitBreaker, Outcome as BreakerOutcome, Permit};
+use crate::breaker::{
+    Admission, BreakerConfig, BreakerMetrics, CircuitBreaker, Outcome as BreakerOutcome, Permit,
+};
 use crate::bulkhead::{Bulkhead, BulkheadConfig, BulkheadMetrics, Entry, Ticket};
 use crate::config::from_json_str;
 use crate::deadline::{min_deadline, TimeoutConfig};
 use crate::error::{ConfigError, Issues, UsageError};
 use crate::event::{ErrorKind, Event, EventKind, EventQueue};
 use crate::rate_limit::{RateDecision, RateLimitConfig, RateLimitMetrics, RateLimiter};
-use crate::retry::{FailureInfo, GiveUp, Retry, RetryConfig, RetryDecision, RetryMetrics, RetryState};
+use crate::retry::{
+    FailureInfo, GiveUp, Retry, RetryConfig, RetryDecision, RetryMetrics, RetryState,
+};
 use crate::rng::Rng;
 use crate::time::{Instant, Monotonic};
 
@@ -75,8 +79,14 @@ impl Stage {
 }
 
 /// The seed's order, outermost first.
-pub const DEFAULT_ORDER: [Stage; 6] =
-    [Stage::Fallback, Stage::RateLimit, Stage::Bulkhead, Stage::CircuitBreaker, Stage::Retry, Stage::Timeout];
+pub const DEFAULT_ORDER: [Stage; 6] = [
+    Stage::Fallback,
+    Stage::RateLimit,
+    Stage::Bulkhead,
+    Stage::CircuitBreaker,
+    Stage::Retry,
+    Stage::Timeout,
+];
 
 /// `{"on": ["circuitOpen", ...]}`: which failures the host's fallback handles.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,12 +99,17 @@ pub struct FallbackConfig {
 }
 
 fn all_call_kinds() -> Vec<ErrorKind> {
-    ErrorKind::ALL.into_iter().filter(|k| *k != ErrorKind::InvalidConfig).collect()
+    ErrorKind::ALL
+        .into_iter()
+        .filter(|k| *k != ErrorKind::InvalidConfig)
+        .collect()
 }
 
 impl Default for FallbackConfig {
     fn default() -> Self {
-        FallbackConfig { on: all_call_kinds() }
+        FallbackConfig {
+            on: all_call_kinds(),
+        }
     }
 }
 
@@ -168,7 +183,10 @@ impl PipelineConfig {
         if let Some(order) = &self.order {
             for (i, stage) in order.iter().enumerate() {
                 if order[..i].contains(stage) {
-                    issues.push(format!("order[{i}]"), format!("{:?} is listed twice", stage.as_str()));
+                    issues.push(
+                        format!("order[{i}]"),
+                        format!("{:?} is listed twice", stage.as_str()),
+                    );
                 }
             }
             if let Some(pos) = order.iter().position(|s| *s == Stage::Fallback) {
@@ -187,7 +205,13 @@ impl PipelineConfig {
                 (Stage::Timeout, self.timeout.is_some()),
             ] {
                 if present && !order.contains(&stage) {
-                    issues.push("order", format!("must list every configured policy; {:?} is missing", stage.as_str()));
+                    issues.push(
+                        "order",
+                        format!(
+                            "must list every configured policy; {:?} is missing",
+                            stage.as_str()
+                        ),
+                    );
                 }
             }
         }
@@ -265,7 +289,10 @@ impl CallId {
     /// A handle from [`CallId::to_raw`]; validated on use.
     #[must_use]
     pub const fn from_raw(raw: u64) -> CallId {
-        CallId { index: raw as u32, generation: (raw >> 32) as u32 }
+        CallId {
+            index: raw as u32,
+            generation: (raw >> 32) as u32,
+        }
     }
 }
 
@@ -349,16 +376,28 @@ pub struct Report {
 
 impl Report {
     /// A success.
-    pub const SUCCESS: Report = Report { outcome: Outcome::Success, retryable: false, retry_after: None };
+    pub const SUCCESS: Report = Report {
+        outcome: Outcome::Success,
+        retryable: false,
+        retry_after: None,
+    };
 
     /// A failure.
     #[must_use]
     pub const fn failure(retryable: bool, retry_after: Option<Duration>) -> Report {
-        Report { outcome: Outcome::Failure, retryable, retry_after }
+        Report {
+            outcome: Outcome::Failure,
+            retryable,
+            retry_after,
+        }
     }
 
     /// A timeout.
-    pub const TIMEOUT: Report = Report { outcome: Outcome::Timeout, retryable: true, retry_after: None };
+    pub const TIMEOUT: Report = Report {
+        outcome: Outcome::Timeout,
+        retryable: true,
+        retry_after: None,
+    };
 }
 
 /// Counters and gauges of a pipeline and its policies.
@@ -375,7 +414,8 @@ pub struct PipelineStats {
     pub cancelled: u64,
     /// Attempts started.
     pub attempts: u64,
-    /// Calls in flight now (a gauge).
+    /// Calls begun and not yet ended (a gauge; a call ends when its outcome is decided,
+    /// even before the host polls the final step).
     pub in_flight: u64,
     /// Events dropped because the host did not drain them.
     pub events_dropped: u64,
@@ -411,7 +451,11 @@ enum Phase {
     /// Waiting until the instant (backoff or a reserved rate-limit wait).
     Sleep(Instant),
     /// In the bulkhead queue.
-    Park { ticket: Ticket, until: Option<Instant>, granted: bool },
+    Park {
+        ticket: Ticket,
+        until: Option<Instant>,
+        granted: bool,
+    },
     /// An attempt is running.
     Running { deadline: Option<Instant> },
     /// Finished: the step to hand out on the next poll.
@@ -430,7 +474,6 @@ struct Call {
     permit: Option<Permit>,
     retry: Option<RetryState>,
     attempts: u32,
-    start: Instant,
     deadline: Option<Instant>,
     last_kind: Option<ErrorKind>,
     last_ignored: bool,
@@ -446,7 +489,6 @@ impl Call {
         permit: None,
         retry: None,
         attempts: 0,
-        start: Instant::ZERO,
         deadline: None,
         last_kind: None,
         last_ignored: false,
@@ -487,9 +529,16 @@ struct Layout {
 
 impl Layout {
     fn new(config: &PipelineConfig) -> Layout {
-        let mut layout = Layout { timeout_per_attempt: true, ..Layout::default() };
+        let mut layout = Layout {
+            timeout_per_attempt: true,
+            ..Layout::default()
+        };
         let order = config.order();
-        let retry_pos = if config.retry.is_some() { order.iter().position(|s| *s == Stage::Retry) } else { None };
+        let retry_pos = if config.retry.is_some() {
+            order.iter().position(|s| *s == Stage::Retry)
+        } else {
+            None
+        };
         let (mut o, mut i) = (0, 0);
         for (pos, stage) in order.iter().enumerate() {
             let present = match stage {
@@ -550,9 +599,17 @@ impl Pipeline {
     /// Build a pipeline. `host_seed` seeds jitter when the config has no `seed`.
     pub fn new(config: PipelineConfig, host_seed: u64) -> Result<Pipeline, ConfigError> {
         config.validate()?;
-        let limiter = config.rate_limit.clone().map(RateLimiter::new).transpose()?;
+        let limiter = config
+            .rate_limit
+            .clone()
+            .map(RateLimiter::new)
+            .transpose()?;
         let bulkhead = config.bulkhead.clone().map(Bulkhead::new).transpose()?;
-        let breaker = config.circuit_breaker.clone().map(CircuitBreaker::new).transpose()?;
+        let breaker = config
+            .circuit_breaker
+            .clone()
+            .map(CircuitBreaker::new)
+            .transpose()?;
         let retry = config.retry.clone().map(Retry::new).transpose()?;
         let fallback_on = kinds_mask(&config.fallback.clone().unwrap_or_default().on);
         Ok(Pipeline {
@@ -617,13 +674,25 @@ impl Pipeline {
         };
         let slot = &mut self.calls[index as usize];
         let generation = slot.generation.wrapping_add(1);
-        *slot = Call { generation, live: true, start: now, deadline, retry, ..Call::VACANT };
+        *slot = Call {
+            generation,
+            live: true,
+            deadline,
+            retry,
+            ..Call::VACANT
+        };
         self.stats.calls += 1;
         self.stats.in_flight += 1;
         if self.pushback_until > now {
             let wait = self.pushback_until.saturating_duration_since(now);
             let retry_after = Some(wait);
-            self.events.push(Event { at: now, kind: EventKind::Rejected { reason: ErrorKind::RateLimited, retry_after } });
+            self.events.push(Event {
+                at: now,
+                kind: EventKind::Rejected {
+                    reason: ErrorKind::RateLimited,
+                    retry_after,
+                },
+            });
             self.finish_fail(index, ErrorKind::RateLimited, Some(wait), None, now);
         }
         CallId { index, generation }
@@ -660,7 +729,11 @@ impl Pipeline {
                     }
                     self.calls[i].phase = Phase::Admit;
                 }
-                Phase::Park { ticket, until, granted } => {
+                Phase::Park {
+                    ticket,
+                    until,
+                    granted,
+                } => {
                     if granted {
                         self.calls[i].held |= HOLDS_BULKHEAD;
                         self.calls[i].phase = Phase::Admit;
@@ -675,7 +748,10 @@ impl Pipeline {
                         self.refuse(i, Stage::Bulkhead, ErrorKind::QueueTimeout, None, now);
                         continue;
                     }
-                    return Ok(Step::Park { ticket: ticket.get(), until });
+                    return Ok(Step::Park {
+                        ticket: ticket.get(),
+                        until,
+                    });
                 }
                 Phase::Admit => {
                     if let Some(step) = self.admit(i, now) {
@@ -690,7 +766,11 @@ impl Pipeline {
     fn admit(&mut self, i: usize, now: Instant) -> Option<Step> {
         let layout = self.layout;
         let outer_done = self.calls[i].outer_done;
-        let stages = if outer_done { layout.inner } else { layout.outer };
+        let stages = if outer_done {
+            layout.inner
+        } else {
+            layout.outer
+        };
         for stage in stages.into_iter().flatten() {
             let bit = match stage {
                 Stage::RateLimit => PASSED_RATE_LIMIT,
@@ -702,15 +782,22 @@ impl Pipeline {
             }
             match stage {
                 Stage::RateLimit => {
-                    let Some(limiter) = self.limiter.as_mut() else { continue };
+                    let Some(limiter) = self.limiter.as_mut() else {
+                        continue;
+                    };
+                    if let Some(dl) = self.calls[i].deadline {
+                        // Do not reserve capacity for a wait the call cannot afford.
+                        if let RateDecision::Wait(d) = limiter.peek(now, 1) {
+                            if now.saturating_add(d) >= dl {
+                                self.refuse(i, stage, ErrorKind::DeadlineExceeded, None, now);
+                                return None;
+                            }
+                        }
+                    }
                     match limiter.check(now, 1) {
                         RateDecision::Allowed => self.calls[i].held |= bit,
                         RateDecision::Wait(d) => {
                             let until = now.saturating_add(d);
-                            if self.calls[i].deadline.is_some_and(|dl| until >= dl) {
-                                self.refuse(i, stage, ErrorKind::DeadlineExceeded, None, now);
-                                return None;
-                            }
                             self.calls[i].held |= bit;
                             self.calls[i].phase = Phase::Sleep(until);
                             return Some(Step::Sleep { until });
@@ -722,14 +809,26 @@ impl Pipeline {
                     }
                 }
                 Stage::Bulkhead => {
-                    let Some(bulkhead) = self.bulkhead.as_mut() else { continue };
+                    let Some(bulkhead) = self.bulkhead.as_mut() else {
+                        continue;
+                    };
                     match bulkhead.try_enter(now, self.calls[i].deadline) {
                         Entry::Admitted => self.calls[i].held |= bit,
                         Entry::Queued { ticket, until } => {
-                            let id = CallId { index: i as u32, generation: self.calls[i].generation };
+                            let id = CallId {
+                                index: i as u32,
+                                generation: self.calls[i].generation,
+                            };
                             self.parked.insert(ticket.get(), id.index);
-                            self.calls[i].phase = Phase::Park { ticket, until, granted: false };
-                            return Some(Step::Park { ticket: ticket.get(), until });
+                            self.calls[i].phase = Phase::Park {
+                                ticket,
+                                until,
+                                granted: false,
+                            };
+                            return Some(Step::Park {
+                                ticket: ticket.get(),
+                                until,
+                            });
                         }
                         Entry::Rejected { reason } => {
                             self.refuse(i, stage, reason, None, now);
@@ -738,7 +837,9 @@ impl Pipeline {
                     }
                 }
                 _ => {
-                    let Some(breaker) = self.breaker.as_mut() else { continue };
+                    let Some(breaker) = self.breaker.as_mut() else {
+                        continue;
+                    };
                     match breaker.try_acquire(now) {
                         Admission::Admitted(permit) => {
                             self.calls[i].permit = Some(permit);
@@ -758,7 +859,11 @@ impl Pipeline {
                 // The attempt begins when its per-attempt stages start, so a per-attempt
                 // refusal counts as an attempt and retries always terminate.
                 let c = &mut self.calls[i];
-                c.attempts = r.begin_attempt(c.retry.as_mut().expect("retry state exists with a retry policy"));
+                c.attempts = r.begin_attempt(
+                    c.retry
+                        .as_mut()
+                        .expect("retry state exists with a retry policy"),
+                );
             }
             return None;
         }
@@ -776,20 +881,41 @@ impl Pipeline {
         };
         c.phase = Phase::Running { deadline };
         self.stats.attempts += 1;
-        Some(Step::Attempt { attempt: c.attempts, deadline })
+        Some(Step::Attempt {
+            attempt: c.attempts,
+            deadline,
+        })
     }
 
     /// A stage refused the call (or its deadline passed before it could go on).
-    fn refuse(&mut self, i: usize, stage: Stage, kind: ErrorKind, retry_after: Option<Duration>, now: Instant) {
+    fn refuse(
+        &mut self,
+        i: usize,
+        stage: Stage,
+        kind: ErrorKind,
+        retry_after: Option<Duration>,
+        now: Instant,
+    ) {
         let inner = self.calls[i].outer_done && self.layout.is_inner(stage);
         if inner && kind != ErrorKind::DeadlineExceeded && self.retry.is_some() {
             // A per-attempt refusal is a failed attempt: retry it after its own hint.
             self.release_inner(i, now, BreakerOutcome::Ignored);
             self.calls[i].last_kind = Some(kind);
-            self.after_failure(i, FailureInfo { retryable: true, retry_after }, now);
+            self.after_failure(
+                i,
+                FailureInfo {
+                    retryable: true,
+                    retry_after,
+                },
+                now,
+            );
             return;
         }
-        let cause = if self.calls[i].attempts > 0 { self.calls[i].last_kind } else { None };
+        let cause = if self.calls[i].attempts > 0 {
+            self.calls[i].last_kind
+        } else {
+            None
+        };
         self.finish_fail(i as u32, kind, retry_after, cause, now);
     }
 
@@ -813,12 +939,14 @@ impl Pipeline {
         }
         match report.outcome {
             Outcome::Success => {
-                if let (Some(r), Some(state)) = (self.retry.as_mut(), self.calls[i].retry.as_ref()) {
+                if let (Some(r), Some(state)) = (self.retry.as_mut(), self.calls[i].retry.as_ref())
+                {
                     r.on_success(state);
                 }
                 self.release_outer(i, now, BreakerOutcome::Success);
                 let attempts = self.calls[i].attempts;
                 self.stats.succeeded += 1;
+                self.stats.in_flight -= 1;
                 self.calls[i].phase = Phase::Finished(Step::Done { attempts });
             }
             Outcome::Ignored => {
@@ -838,7 +966,14 @@ impl Pipeline {
                 self.calls[i].last_kind = Some(kind);
                 if self.retry.is_some() {
                     let retryable = report.retryable || report.outcome == Outcome::Timeout;
-                    self.after_failure(i, FailureInfo { retryable, retry_after: report.retry_after }, now);
+                    self.after_failure(
+                        i,
+                        FailureInfo {
+                            retryable,
+                            retry_after: report.retry_after,
+                        },
+                        now,
+                    );
                 } else {
                     self.finish_fail(i as u32, kind, None, None, now);
                 }
@@ -850,17 +985,30 @@ impl Pipeline {
 
     /// Ask the retry policy what follows a failed (or refused) attempt.
     fn after_failure(&mut self, i: usize, failure: FailureInfo, now: Instant) {
-        let retry = self.retry.as_mut().expect("only called with a retry policy");
+        let retry = self
+            .retry
+            .as_mut()
+            .expect("only called with a retry policy");
         let c = &mut self.calls[i];
-        let state = c.retry.as_mut().expect("retry state exists with a retry policy");
+        let state = c
+            .retry
+            .as_mut()
+            .expect("retry state exists with a retry policy");
         let last = c.last_kind.unwrap_or(ErrorKind::Failure);
         match retry.on_failure(state, failure, now, c.deadline, &mut self.rng) {
             RetryDecision::Retry { attempt, delay } => {
                 let until = now.saturating_add(delay);
-                c.phase = if delay.is_zero() { Phase::Admit } else { Phase::Sleep(until) };
+                c.phase = if delay.is_zero() {
+                    Phase::Admit
+                } else {
+                    Phase::Sleep(until)
+                };
                 c.attempts = retry.begin_attempt(state);
                 debug_assert_eq!(c.attempts, attempt);
-                self.events.push(Event { at: now, kind: EventKind::RetryScheduled { attempt, delay } });
+                self.events.push(Event {
+                    at: now,
+                    kind: EventKind::RetryScheduled { attempt, delay },
+                });
             }
             RetryDecision::GiveUp { reason } => {
                 let (kind, cause) = match reason {
@@ -868,7 +1016,13 @@ impl Pipeline {
                     GiveUp::NotRetryable => (last, None),
                     other => (other.kind(), Some(last)),
                 };
-                self.finish_fail(i as u32, kind, failure.retry_after.filter(|_| cause.is_none()), cause, now);
+                self.finish_fail(
+                    i as u32,
+                    kind,
+                    failure.retry_after.filter(|_| cause.is_none()),
+                    cause,
+                    now,
+                );
             }
         }
     }
@@ -914,7 +1068,10 @@ impl Pipeline {
     /// Release everything the call holds without an outcome (cancellation, early failure).
     fn release_all_abandoned(&mut self, i: usize, now: Instant) {
         let c = &mut self.calls[i];
-        if let Phase::Park { ticket, granted, .. } = c.phase {
+        if let Phase::Park {
+            ticket, granted, ..
+        } = c.phase
+        {
             self.parked.remove(&ticket.get());
             if granted {
                 c.held |= HOLDS_BULKHEAD;
@@ -936,9 +1093,19 @@ impl Pipeline {
     fn wake(&mut self, ticket: Ticket) {
         if let Some(index) = self.parked.remove(&ticket.get()) {
             let c = &mut self.calls[index as usize];
-            if let Phase::Park { ticket: t, until, .. } = c.phase {
-                c.phase = Phase::Park { ticket: t, until, granted: true };
-                self.wakes.push_back(CallId { index, generation: c.generation });
+            if let Phase::Park {
+                ticket: t, until, ..
+            } = c.phase
+            {
+                c.phase = Phase::Park {
+                    ticket: t,
+                    until,
+                    granted: true,
+                };
+                self.wakes.push_back(CallId {
+                    index,
+                    generation: c.generation,
+                });
             }
         }
     }
@@ -967,8 +1134,15 @@ impl Pipeline {
         self.release_all_abandoned(i, now);
         let attempts = self.calls[i].attempts;
         self.stats.failed[(kind.code() - 1) as usize] += 1;
+        self.stats.in_flight -= 1;
         if kind != ErrorKind::Failure && attempts > 0 {
-            self.events.push(Event { at: now, kind: EventKind::GaveUp { reason: kind, attempts } });
+            self.events.push(Event {
+                at: now,
+                kind: EventKind::GaveUp {
+                    reason: kind,
+                    attempts,
+                },
+            });
         }
         self.calls[i].phase = Phase::Finished(Step::Fail(Failure {
             kind,
@@ -982,7 +1156,6 @@ impl Pipeline {
     fn free_slot(&mut self, i: usize) {
         self.calls[i].live = false;
         self.free.push(i as u32);
-        self.stats.in_flight = self.stats.in_flight.saturating_sub(1);
     }
 
     /// Cancel a call (the caller gave up): it leaves any queue and frees what it holds
@@ -993,6 +1166,7 @@ impl Pipeline {
         if !matches!(self.calls[i].phase, Phase::Finished(_)) {
             self.release_all_abandoned(i, now);
             self.stats.cancelled += 1;
+            self.stats.in_flight -= 1;
         }
         self.free_slot(i);
         self.drain_policy_events();
@@ -1063,9 +1237,21 @@ impl Pipeline {
         let mut retry = self.retry.take();
         let mut woken = Vec::new();
         let result = (|| {
-            update(&mut limiter, &config.rate_limit, RateLimiter::new, |l, c| l.reconfigure(c, now))?;
-            update(&mut breaker, &config.circuit_breaker, CircuitBreaker::new, |b, c| b.reconfigure(c, now))?;
-            update(&mut retry, &config.retry, Retry::new, |r, c| r.reconfigure(c))?;
+            update(
+                &mut limiter,
+                &config.rate_limit,
+                RateLimiter::new,
+                |l, c| l.reconfigure(c, now),
+            )?;
+            update(
+                &mut breaker,
+                &config.circuit_breaker,
+                CircuitBreaker::new,
+                |b, c| b.reconfigure(c, now),
+            )?;
+            update(&mut retry, &config.retry, Retry::new, |r, c| {
+                r.reconfigure(c)
+            })?;
             update(&mut bulkhead, &config.bulkhead, Bulkhead::new, |b, c| {
                 woken = b.reconfigure(c, now)?;
                 Ok(())

@@ -83,9 +83,10 @@ fn hot_paths_do_not_allocate() {
     assert_eq!(n, 0, "time-window breaker allocated");
 
     for algo in ["tokenBucket", "gcra", "fixedWindow", "slidingWindow"] {
-        let cfg =
-            RateLimitConfig::from_json(&format!(r#"{{"algorithm": "{algo}", "rate": "1000/s"}}"#))
-                .unwrap();
+        let cfg = RateLimitConfig::from_json(&format!(
+            r#"{{"algorithm": "{algo}", "rate": "1000/s", "burst": 10}}"#
+        ))
+        .unwrap();
         let mut limiter = RateLimiter::new(cfg).unwrap();
         let n = allocations_in(|i| {
             let _ = limiter.check(t(i), 1);

@@ -78,12 +78,10 @@ proptest! {
         let t = |ms: u64| Instant::from_nanos(ms * 1_000_000);
         for op in ops {
             match op {
-                Op::Begin { deadline_ms } => {
-                    if live.len() < 50 {
-                        let id = p.begin(t(now_ms), deadline_ms.map(|d| t(now_ms + u64::from(d))));
-                        live.push(Live { id, running: false });
-                        begun += 1;
-                    }
+                Op::Begin { deadline_ms } if live.len() < 50 => {
+                    let id = p.begin(t(now_ms), deadline_ms.map(|d| t(now_ms + u64::from(d))));
+                    live.push(Live { id, running: false });
+                    begun += 1;
                 }
                 Op::Poll(i) if i < live.len() => {
                     match p.poll(live[i].id, t(now_ms)) {
