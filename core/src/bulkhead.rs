@@ -194,7 +194,8 @@ impl Entry {
 }
 
 /// Counters (monotonic totals) and gauges (current values) of one bulkhead.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct BulkheadMetrics {
     /// Slots granted: calls admitted at once plus waiters woken.

@@ -33,6 +33,7 @@ pub mod error;
 pub mod event;
 pub mod health;
 pub mod keyed;
+pub mod metrics;
 pub mod pipeline;
 pub mod rate_limit;
 pub mod retry;

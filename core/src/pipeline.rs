@@ -400,8 +400,10 @@ impl Report {
     };
 }
 
-/// Counters and gauges of a pipeline and its policies.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// Counters and gauges of a pipeline and its policies. Serializes to camelCase JSON with
+/// `failed` as an object keyed by error kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct PipelineStats {
     /// Calls begun.
@@ -409,6 +411,7 @@ pub struct PipelineStats {
     /// Calls that ended in `Done`.
     pub succeeded: u64,
     /// Calls that ended in `Fail`, by kind (index: `ErrorKind::code() - 1`).
+    #[serde(serialize_with = "serialize_failed")]
     pub failed: [u64; ErrorKind::ALL.len()],
     /// Calls cancelled by the host.
     pub cancelled: u64,
@@ -429,6 +432,21 @@ pub struct PipelineStats {
     pub retry: Option<RetryMetrics>,
     /// Retry budget tokens left, when there is a budget.
     pub budget_tokens: Option<f64>,
+}
+
+fn serialize_failed<S: serde::Serializer>(
+    failed: &[u64; ErrorKind::ALL.len()],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(failed.len() - 1))?;
+    for k in ErrorKind::ALL
+        .into_iter()
+        .filter(|k| *k != ErrorKind::InvalidConfig)
+    {
+        m.serialize_entry(k.as_str(), &failed[(k.code() - 1) as usize])?;
+    }
+    m.end()
 }
 
 impl PipelineStats {
@@ -1204,6 +1222,15 @@ impl Pipeline {
         s.retry = self.retry.as_ref().map(Retry::metrics);
         s.budget_tokens = self.retry.as_ref().and_then(Retry::budget_tokens);
         s
+    }
+
+    /// The Prometheus text exposition of [`Pipeline::stats`], labelled `pipeline="<name>"`
+    /// (metric names in [`crate::metrics`]).
+    #[must_use]
+    pub fn prometheus(&self, name: &str) -> String {
+        let mut out = String::with_capacity(2048);
+        crate::metrics::render_prometheus(&mut out, name, &self.stats());
+        out
     }
 
     /// Apply a new config, keeping the state that still fits (breaker state, limiter levels,

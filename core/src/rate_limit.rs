@@ -427,7 +427,8 @@ impl RateDecision {
 }
 
 /// A limiter's counters and gauge.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct RateLimitMetrics {
     /// Checks allowed at once.
@@ -443,7 +444,8 @@ pub struct RateLimitMetrics {
 }
 
 /// A keyed limiter's counters and gauges.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct KeyedRateLimitMetrics {
     /// Checks allowed at once.

@@ -558,7 +558,8 @@ impl fmt::Display for GiveUp {
 }
 
 /// A retry policy's counters and gauges.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct RetryMetrics {
     /// Successful attempts reported.
