@@ -31,6 +31,8 @@ pub mod config;
 pub mod deadline;
 pub mod error;
 pub mod event;
+#[cfg(feature = "futures")]
+pub mod execute;
 pub mod health;
 pub mod keyed;
 pub mod metrics;
