@@ -36,12 +36,11 @@ use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
-use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use futures_util::future::{select, Either};
 
-use crate::pipeline::{CallId, Failure, Pipeline, Report, Step};
+use crate::pipeline::{CallId, Failure, IdMap, Pipeline, Report, Step};
 use crate::time::Instant;
 
 /// The host's clock and timer.
@@ -86,9 +85,9 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for ExecuteError<E> {}
 struct Shared {
     pipeline: Pipeline,
     /// Parked calls whose slot was granted and that have not resumed yet.
-    granted: HashMap<u64, ()>,
+    granted: IdMap<()>,
     /// Wakers of parked calls.
-    wakers: HashMap<u64, Waker>,
+    wakers: IdMap<Waker>,
 }
 
 impl Shared {
@@ -117,8 +116,8 @@ impl<S: Sleeper> AsyncPipeline<S> {
         AsyncPipeline {
             shared: Mutex::new(Shared {
                 pipeline,
-                granted: HashMap::new(),
-                wakers: HashMap::new(),
+                granted: IdMap::default(),
+                wakers: IdMap::default(),
             }),
             sleeper,
         }

@@ -589,7 +589,7 @@ impl Hasher for IdHasher {
     }
 }
 
-type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
 /// The layout of stages derived from `order`: which are per call and which per attempt.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
