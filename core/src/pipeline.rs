@@ -573,7 +573,7 @@ impl Call {
 /// A hasher for the pipeline's own small sequential integers (bulkhead tickets): they are not
 /// attacker-chosen, so a multiplicative mix is enough and costs nothing.
 #[derive(Default)]
-struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
