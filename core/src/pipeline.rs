@@ -1079,7 +1079,7 @@ impl Pipeline {
         let inner = self.calls[i].outer_done && self.layout.is_inner(stage);
         if inner && kind != ErrorKind::DeadlineExceeded && self.retry.is_some() {
             // A per-attempt refusal is a failed attempt: retry it after its own hint.
-            self.release_inner(i, now, BreakerOutcome::Ignored);
+            self.release_inner(i, now, None);
             self.calls[i].last_kind = Some(kind);
             self.after_failure(
                 i,
@@ -1111,7 +1111,7 @@ impl Pipeline {
             Outcome::Failure | Outcome::Timeout => BreakerOutcome::Failure,
             Outcome::Ignored => BreakerOutcome::Ignored,
         };
-        self.release_inner(i, now, breaker_outcome);
+        self.release_inner(i, now, Some(breaker_outcome));
         if let (Some(hint), Some(r)) = (report.retry_after, self.retry.as_ref()) {
             if r.config().pushback == crate::retry::Pushback::Pipeline {
                 self.pushback_until = self.pushback_until.max(now.saturating_add(hint));
@@ -1123,7 +1123,7 @@ impl Pipeline {
                 {
                     r.on_success(state);
                 }
-                self.release_outer(i, now, BreakerOutcome::Success);
+                self.release_outer(i, now, Some(BreakerOutcome::Success));
                 let attempts = self.calls[i].attempts;
                 self.stats.succeeded += 1;
                 self.stats.in_flight -= 1;
@@ -1206,9 +1206,9 @@ impl Pipeline {
             }
         }
     }
-
-    /// Release the per-attempt stages after an attempt (or a per-attempt refusal).
-    fn release_inner(&mut self, i: usize, now: Instant, outcome: BreakerOutcome) {
+    /// Release the per-attempt stages after an attempt (or a per-attempt refusal, `None`:
+    /// the breaker's permit is abandoned without an outcome).
+    fn release_inner(&mut self, i: usize, now: Instant, outcome: Option<BreakerOutcome>) {
         let layout = self.layout;
         for stage in layout.inner.into_iter().flatten() {
             self.release_stage(i, stage, now, outcome);
@@ -1216,14 +1216,21 @@ impl Pipeline {
     }
 
     /// Release the per-call stages at the end of a call.
-    fn release_outer(&mut self, i: usize, now: Instant, outcome: BreakerOutcome) {
+    fn release_outer(&mut self, i: usize, now: Instant, outcome: Option<BreakerOutcome>) {
         let layout = self.layout;
         for stage in layout.outer.into_iter().flatten() {
             self.release_stage(i, stage, now, outcome);
         }
     }
-
-    fn release_stage(&mut self, i: usize, stage: Stage, now: Instant, outcome: BreakerOutcome) {
+    /// Release one stage the call holds; the breaker records `outcome`, or (`None`) takes
+    /// its permit back without one.
+    fn release_stage(
+        &mut self,
+        i: usize,
+        stage: Stage,
+        now: Instant,
+        outcome: Option<BreakerOutcome>,
+    ) {
         let c = &mut self.calls[i];
         match stage {
             Stage::RateLimit => c.held &= !PASSED_RATE_LIMIT,
@@ -1239,7 +1246,10 @@ impl Pipeline {
                 c.held &= !HOLDS_BREAKER;
                 if let Some(permit) = c.permit.take() {
                     if let Some(b) = self.breaker_of(i) {
-                        b.record(permit, outcome, now);
+                        match outcome {
+                            Some(o) => b.record(permit, o, now),
+                            None => b.release(permit, now),
+                        }
                     }
                 }
             }
@@ -1261,16 +1271,8 @@ impl Pipeline {
                 let _ = b.cancel(ticket, now, false);
             }
         }
-        let c = &mut self.calls[i];
-        if c.held & HOLDS_BREAKER != 0 {
-            c.held &= !HOLDS_BREAKER;
-            if let Some(permit) = c.permit.take() {
-                if let Some(b) = self.breaker_of(i) {
-                    b.release(permit, now);
-                }
-            }
-        }
-        self.release_stage(i, Stage::Bulkhead, now, BreakerOutcome::Ignored);
+        self.release_stage(i, Stage::CircuitBreaker, now, None);
+        self.release_stage(i, Stage::Bulkhead, now, None);
         self.calls[i].held = 0;
     }
 
@@ -1313,7 +1315,7 @@ impl Pipeline {
             BreakerOutcome::Failure
         };
         if attempted {
-            self.release_outer(i, now, outcome);
+            self.release_outer(i, now, Some(outcome));
         }
         self.release_all_abandoned(i, now);
         let attempts = self.calls[i].attempts;
