@@ -986,10 +986,7 @@ mod tests {
         let mut never = vec![(0, true), (5 * SEC, false)];
         assert_eq!(recovery(&mut never, 2 * SEC, 4 * SEC, 6 * SEC), None);
         let mut at_once = vec![(0, true), (4 * SEC, true), (5 * SEC, true)];
-        assert_eq!(
-            recovery(&mut at_once, 2 * SEC, 4 * SEC, 6 * SEC),
-            Some(0.0)
-        );
+        assert_eq!(recovery(&mut at_once, 2 * SEC, 4 * SEC, 6 * SEC), Some(0.0));
     }
 
     #[test]
