@@ -94,10 +94,12 @@ fn the_policy_beats_no_policy_and_naive_retries_on_the_outage() {
     assert_eq!(n.rejected_fast, 0);
     assert_eq!(r.rejected_fast, 0);
     assert!(p.rejected_fast > 2000, "{p:?}");
+    // No caller of the policy waits past its 2 s overall deadline (plus a bulkhead wait).
     assert!(
-        p.p99_ms < 1000.0 && n.p99_ms >= 9000.0 && r.p99_ms > n.p99_ms,
+        p.p99_ms < 2300.0 && n.p99_ms >= 9000.0 && r.p99_ms > n.p99_ms,
         "{p:?}"
     );
+    assert!(p.p50_ms < n.p50_ms, "{p:?}");
     assert!(p.peak_in_flight * 10 < n.peak_in_flight, "{p:?} vs {n:?}");
 
     // The downstream gets less load, not more.
@@ -121,13 +123,14 @@ fn the_policy_beats_no_policy_and_naive_retries_on_the_outage() {
     assert!(pr < rr, "policy {pr} ms vs naive {rr} ms");
     assert!(pr <= 6000.0, "{pr}");
 
-    // The breaker opened early in the outage and closed after it.
+    // The breaker opened a few seconds into the outage (failures reach it only as calls hit
+    // their 2 s deadline, 32 at a time through the bulkhead) and closed soon after it.
     let opened = policy
         .breaker
         .iter()
         .find(|t| t.to == BreakerState::Open)
         .expect("the breaker opened");
-    assert!((15_000.0..18_000.0).contains(&opened.at_ms), "{opened:?}");
+    assert!((15_000.0..20_000.0).contains(&opened.at_ms), "{opened:?}");
     let last = policy.breaker.last().unwrap();
     assert_eq!(last.to, BreakerState::Closed);
     assert!(last.at_ms > 45_000.0 && last.at_ms < 52_000.0, "{last:?}");
@@ -221,7 +224,8 @@ fn a_recorded_trace_shows_when_the_breaker_would_have_opened_and_closed() {
         .iter()
         .find(|t| t.to == BreakerState::Open)
         .unwrap();
-    assert!((10_000.0..11_000.0).contains(&opened.at_ms), "{opened:?}");
+    // 100 calls of window, 50% to trip: 50 failures after 10 s of successes, 20 calls a second.
+    assert!((11_000.0..13_500.0).contains(&opened.at_ms), "{opened:?}");
     let last = policy.breaker.last().unwrap();
     assert_eq!(last.to, BreakerState::Closed);
     assert!((20_000.0..26_000.0).contains(&last.at_ms), "{last:?}");
@@ -252,7 +256,7 @@ fn a_recorded_trace_shows_when_the_breaker_would_have_opened_and_closed() {
         stdout.contains("trace tuesday.csv: 800 recorded calls"),
         "{stdout}"
     );
-    assert!(stdout.contains("2024-06-11 14:00:10."), "{stdout}");
+    assert!(stdout.contains("2024-06-11 14:00:1"), "{stdout}");
     assert!(stdout.contains("closed → open"), "{stdout}");
 }
 

@@ -43,7 +43,7 @@ fn every_example_policy_is_valid() {
     );
     assert!(stdout.contains("default.json: ok, 1 pipeline"), "{stdout}");
     assert!(
-        stdout.contains("api: fallback → rateLimit → bulkhead → retry → circuitBreaker → timeout"),
+        stdout.contains("api: fallback → rateLimit → bulkhead → circuitBreaker → retry → timeout"),
         "{stdout}"
     );
     assert_eq!(stdout.matches(": ok, ").count(), files.len());
