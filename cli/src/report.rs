@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 
 use crate::scenario::format_epoch_ms;
+use tripwire_core::BreakerState;
+
 use crate::sim::{Run, Transition};
 use crate::Simulation;
 
@@ -112,26 +114,94 @@ success: calls that got the downstream's value · p50/p99: how long callers wait
 rejected fast: refused by the policy before reaching the downstream (a fallback can answer them)
 downstream load: requests sent downstream per call · recovery: after the trouble ends, until calls succeed as before it";
 
-/// When the breaker of `run` changed state; with dates when the trace has epoch timestamps.
+/// One stretch of time with the breaker not closed: from leaving `closed` to returning.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Episode {
+    /// When it opened, ms.
+    pub opened_ms: f64,
+    /// When it closed again, ms; `None` if it was still open at the end.
+    pub closed_ms: Option<f64>,
+    /// Half-open trials that failed and opened it again.
+    pub failed_trials: u32,
+}
+
+/// The breaker's open episodes, from its transitions.
+#[must_use]
+pub fn episodes(transitions: &[Transition]) -> Vec<Episode> {
+    let mut out: Vec<Episode> = Vec::new();
+    let mut current: Option<Episode> = None;
+    for t in transitions {
+        match (t.from, t.to, current.as_mut()) {
+            (BreakerState::Closed, _, None) => {
+                current = Some(Episode {
+                    opened_ms: t.at_ms,
+                    closed_ms: None,
+                    failed_trials: 0,
+                });
+            }
+            (BreakerState::HalfOpen, BreakerState::Open, Some(e)) => e.failed_trials += 1,
+            (_, BreakerState::Closed, Some(e)) => {
+                e.closed_ms = Some(t.at_ms);
+                out.extend(current.take());
+            }
+            _ => {}
+        }
+    }
+    out.extend(current);
+    out
+}
+
+/// When the breaker of `run` opened and closed again; with dates when the trace has epoch
+/// timestamps (`origin_ms`).
 #[must_use]
 pub fn transitions(run: &Run, origin_ms: Option<f64>, limit: usize) -> String {
     let mut out = String::new();
     if run.breaker.is_empty() {
         return out;
     }
-    let at = |t: &Transition| match origin_ms {
-        Some(o) => format_epoch_ms(o + t.at_ms),
-        None => format!("{:>7.2} s", t.at_ms / 1000.0),
+    let at = |ms: f64| match origin_ms {
+        Some(o) => format_epoch_ms(o + ms),
+        None => format!("{:.2} s", ms / 1000.0),
     };
-    let _ = writeln!(out, "breaker of {}:", run.label);
-    for t in run.breaker.iter().take(limit) {
-        let _ = writeln!(out, "  {}  {} → {}", at(t), t.from, t.to);
+    let eps = episodes(&run.breaker);
+    let _ = writeln!(
+        out,
+        "breaker of {}: opened {} time{}, {} state changes",
+        run.label,
+        eps.len(),
+        if eps.len() == 1 { "" } else { "s" },
+        run.breaker.len()
+    );
+    for e in eps.iter().take(limit) {
+        let trials = match e.failed_trials {
+            0 => String::new(),
+            1 => ", 1 failed half-open trial".to_owned(),
+            n => format!(", {n} failed half-open trials"),
+        };
+        match e.closed_ms {
+            Some(c) => {
+                let _ = writeln!(
+                    out,
+                    "  open {} → closed {}  ({}{trials})",
+                    at(e.opened_ms),
+                    at(c),
+                    fmt_ms(c - e.opened_ms)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  open {} → still open at the end{trials}",
+                    at(e.opened_ms)
+                );
+            }
+        }
     }
-    if run.breaker.len() > limit {
+    if eps.len() > limit {
         let _ = writeln!(
             out,
-            "  … {} more (all of them are in --json)",
-            run.breaker.len() - limit
+            "  … {} more (every transition is in --json)",
+            eps.len() - limit
         );
     }
     out
@@ -150,5 +220,38 @@ mod tests {
         assert_eq!(fmt_count(0), "0");
         assert_eq!(fmt_count(1234), "1,234");
         assert_eq!(fmt_count(1_234_567), "1,234,567");
+    }
+
+    fn t(at_ms: f64, from: BreakerState, to: BreakerState) -> Transition {
+        Transition { at_ms, from, to }
+    }
+
+    #[test]
+    fn episodes_span_from_open_to_closed() {
+        use BreakerState::{Closed, HalfOpen, Open};
+        let ts = [
+            t(1.0, Closed, Open),
+            t(2.0, Open, HalfOpen),
+            t(3.0, HalfOpen, Open),
+            t(4.0, Open, HalfOpen),
+            t(5.0, HalfOpen, Closed),
+            t(9.0, Closed, Open),
+        ];
+        assert_eq!(
+            episodes(&ts),
+            [
+                Episode {
+                    opened_ms: 1.0,
+                    closed_ms: Some(5.0),
+                    failed_trials: 1
+                },
+                Episode {
+                    opened_ms: 9.0,
+                    closed_ms: None,
+                    failed_trials: 0
+                }
+            ]
+        );
+        assert!(episodes(&[]).is_empty());
     }
 }

@@ -582,7 +582,11 @@ pub fn render(sim: &Simulation) -> String {
         axis_y + 40.0,
         12.0,
         r##"text-anchor="middle" fill="#666""##,
-        "virtual time since the start",
+        if sim.trace.is_some() {
+            "time since the first recorded call"
+        } else {
+            "virtual time since the start"
+        },
     );
     c.out.push_str("</svg>\n");
     c.out

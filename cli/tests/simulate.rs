@@ -256,8 +256,9 @@ fn a_recorded_trace_shows_when_the_breaker_would_have_opened_and_closed() {
         stdout.contains("trace tuesday.csv: 800 recorded calls"),
         "{stdout}"
     );
-    assert!(stdout.contains("2024-06-11 14:00:1"), "{stdout}");
-    assert!(stdout.contains("closed → open"), "{stdout}");
+    assert!(stdout.contains("opened 1 time,"), "{stdout}");
+    assert!(stdout.contains("  open 2024-06-11 14:00:1"), "{stdout}");
+    assert!(stdout.contains("→ closed 2024-06-11 14:00:2"), "{stdout}");
 }
 
 #[test]
