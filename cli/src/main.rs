@@ -86,6 +86,26 @@ struct SimulateArgs {
     json: Option<PathBuf>,
 }
 
+/// Print to stdout; a closed pipe (`tripwire schema | head`) ends the program quietly instead
+/// of panicking.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("tripwire: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` through [`emit`].
+macro_rules! say {
+    () => { emit("\n") };
+    ($($arg:tt)*) => { emit(&format!("{}\n", format_args!($($arg)*))) };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -98,12 +118,12 @@ fn main() -> ExitCode {
         },
         Command::Validate { files } => run_validate(&files),
         Command::Schema => {
-            print!("{SCHEMA}");
+            emit(SCHEMA);
             ExitCode::SUCCESS
         }
         Command::Scenario { name } => {
             let s = scenario::builtin(&name).expect("clap checked the name");
-            println!(
+            say!(
                 "{}",
                 serde_json::to_string_pretty(&s).expect("scenarios serialize")
             );
@@ -187,55 +207,55 @@ fn run_simulate(args: &SimulateArgs) -> Result<(), String> {
     bar.finish_and_clear();
 
     match &source {
-        Source::Model(s) => println!(
+        Source::Model(s) => say!(
             "scenario {}: {}",
             s.name,
             s.description.as_deref().unwrap_or("(no description)")
         ),
-        Source::Trace(t) => println!(
+        Source::Trace(t) => say!(
             "trace {}: {} recorded calls replayed through the policy",
             t.name,
             fmt_count(t.rows.len() as u64)
         ),
     }
-    println!(
+    say!(
         "policy {name:?} from {}: {}",
         args.policy.display(),
         policy::describe(&config)
     );
-    println!(
+    say!(
         "{} calls over {} s of virtual time · seed {} · 3 runs simulated in {} ms",
         fmt_count(sim.runs[0].summary.calls),
         seconds,
         args.seed,
         elapsed.as_millis()
     );
-    println!();
-    print!("{}", report::table(&sim));
-    println!();
+    say!();
+    emit(&report::table(&sim));
+    say!();
     let origin = match &source {
         Source::Trace(t) if t.is_epoch() => Some(t.origin_ms()),
         _ => None,
     };
     let story = report::transitions(sim.policy_run(), origin, 12);
     if story.is_empty() && sim.policy_run().config.circuit_breaker.is_some() {
-        println!(
+        say!(
             "the breaker of {} never left closed",
             sim.policy_run().label
         );
     } else {
-        print!("{story}");
+        emit(&story);
     }
-    println!();
-    println!("{}", report::LEGEND);
+    say!();
+    say!("{}", report::LEGEND);
     if let Some(path) = &args.svg {
         write(path, &svg::render(&sim))?;
-        println!("timeline: {}", path.display());
+        say!("timeline: {}", path.display());
     }
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&sim).expect("results serialize");
         write(path, &(json + "\n"))?;
-        println!("results:  {}", path.display());
+        say!("results:  {}", path.display());
     }
     Ok(())
 }
@@ -261,14 +281,14 @@ fn run_validate(files: &[PathBuf]) -> ExitCode {
         };
         match policy::validate(&text) {
             Validation::Valid(pipelines) => {
-                println!(
+                say!(
                     "{}: ok, {} pipeline{}",
                     path.display(),
                     pipelines.len(),
                     if pipelines.len() == 1 { "" } else { "s" }
                 );
                 for p in pipelines {
-                    println!("  {p}");
+                    say!("  {p}");
                 }
             }
             Validation::Invalid(issues) => {
