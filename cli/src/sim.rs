@@ -623,16 +623,8 @@ impl Engine<'_> {
                 }
             }
             Ev::Wake { slot, token } => {
-                if self.calls[slot].state
-                    == (CallState::Waiting {
-                        token,
-                        parked: false,
-                    })
-                    || self.calls[slot].state
-                        == (CallState::Waiting {
-                            token,
-                            parked: true,
-                        })
+                // Stale when the call was woken (or moved on) before its timer fired.
+                if matches!(self.calls[slot].state, CallState::Waiting { token: t, .. } if t == token)
                 {
                     self.drive(slot);
                 }

@@ -1,7 +1,7 @@
 //! tripwire quick start in Rust: a flaky HTTP service on 127.0.0.1, called through the `api`
 //! pipeline of `examples/policies/default.json` (rate limit, bulkhead, retry with a budget,
 //! circuit breaker, timeouts, fallback). The service answers for 1 s, fails with 503s for
-//! 3 s, then recovers; the program prints the retries, the breaker's trips, the fallbacks and
+//! 3.5 s, then recovers; the program prints the retries, the breaker's trips, the fallbacks and
 //! the recovery, and ends by itself.
 //!
 //! The core is sans-IO: this program is the host. It reads the clock, runs the attempt with
@@ -21,7 +21,7 @@ use tripwire_core::{BreakerState, EventKind, Instant};
 
 /// How the embedded service behaves, by time since it started.
 const HEALTHY_UNTIL: Duration = Duration::from_millis(1000);
-const BROKEN_UNTIL: Duration = Duration::from_millis(4000);
+const BROKEN_UNTIL: Duration = Duration::from_millis(4500);
 /// How long the program runs, and how often it calls.
 const RUN_FOR: Duration = Duration::from_millis(7000);
 const EVERY: Duration = Duration::from_millis(100);
@@ -59,7 +59,9 @@ fn main() -> ExitCode {
     let origin = StdInstant::now();
     let addr = start_flaky_service(origin);
     println!("tripwire quick start: pipeline \"api\" from {path}");
-    println!("flaky service on http://{addr}: healthy, then 503s from 1 s to 4 s, then healthy\n");
+    println!(
+        "flaky service on http://{addr}: healthy, then 503s from 1 s to 4.5 s, then healthy\n"
+    );
 
     let clock = Clock { origin };
     let mut log = Log::default();
