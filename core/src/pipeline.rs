@@ -222,6 +222,14 @@ impl PipelineConfig {
                 issues.extend("timeout", e);
             }
         }
+        if let Some(f) = &self.fallback {
+            if let Some(i) = f.on.iter().position(|k| *k == ErrorKind::InvalidConfig) {
+                issues.push(
+                    format!("fallback.on[{i}]"),
+                    "invalidConfig is not a way a call can fail",
+                );
+            }
+        }
         if let Some(k) = &self.keyed {
             if k.max_keys == 0 {
                 issues.push("keyed.maxKeys", "must be >= 1, got 0");
@@ -1378,6 +1386,18 @@ impl Pipeline {
         let pushback = (self.pushback_until > self.clock.last()).then_some(self.pushback_until);
         min_deadline(min_deadline(breaker, bulkhead), pushback)
     }
+    /// Apply the time-driven changes due at `now` eagerly (a breaker's open → halfOpen), for
+    /// hosts that arm a timer at [`Pipeline::poll_timeout`]; without it they happen lazily at
+    /// the next call. Drain events afterwards.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clock.observe(now);
+        if let Some(b) = self.breaker.as_mut() {
+            b.handle_timeout(now);
+            while let Some(e) = b.poll_event() {
+                self.events.push(e);
+            }
+        }
+    }
 
     /// Counters and gauges of the pipeline and its policies.
     #[must_use]
@@ -1542,5 +1562,74 @@ impl Pipeline {
                 self.events.push(e);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::BreakerState;
+
+    fn ms(v: u64) -> Instant {
+        Instant::from_nanos(v * 1_000_000)
+    }
+
+    #[test]
+    fn handle_timeout_moves_an_open_breaker_to_half_open_eagerly() {
+        let mut p = Pipeline::from_json(
+            r#"{"circuitBreaker": {"trip": {"consecutiveFailures": 1}, "openDuration": 100}}"#,
+            1,
+        )
+        .unwrap();
+        let c = p.begin(ms(0), None);
+        assert!(matches!(p.poll(c, ms(0)).unwrap(), Step::Attempt { .. }));
+        p.report(c, Report::failure(true, None), ms(1)).unwrap();
+        let _ = p.poll(c, ms(1)).unwrap();
+        assert_eq!(p.poll_timeout(), Some(ms(101)));
+        while p.poll_event().is_some() {}
+        p.handle_timeout(ms(100));
+        assert_eq!(
+            p.breaker().unwrap().state(),
+            BreakerState::Open,
+            "not due yet"
+        );
+        p.handle_timeout(ms(101));
+        assert_eq!(p.breaker().unwrap().state(), BreakerState::HalfOpen);
+        let e = p.poll_event().expect("the transition is an event");
+        assert_eq!(
+            e.kind,
+            EventKind::StateChanged {
+                from: BreakerState::Open,
+                to: BreakerState::HalfOpen
+            }
+        );
+        // Time going backwards afterwards changes nothing.
+        p.handle_timeout(ms(5));
+        assert_eq!(p.breaker().unwrap().state(), BreakerState::HalfOpen);
+    }
+
+    #[test]
+    fn a_stale_handle_is_an_error_not_another_calls_state() {
+        let mut p = Pipeline::from_json("{}", 1).unwrap();
+        let a = p.begin(ms(0), None);
+        let _ = p.poll(a, ms(0)).unwrap();
+        p.report(a, Report::SUCCESS, ms(0)).unwrap();
+        assert!(matches!(
+            p.poll(a, ms(0)).unwrap(),
+            Step::Done { attempts: 1 }
+        ));
+        let b = p.begin(ms(1), None); // reuses a's slot with a new generation
+        assert_eq!(p.poll(a, ms(1)), Err(UsageError::UnknownCall));
+        assert_eq!(
+            p.report(a, Report::SUCCESS, ms(1)),
+            Err(UsageError::UnknownCall)
+        );
+        assert_eq!(p.cancel(a, ms(1)), Err(UsageError::UnknownCall));
+        assert_eq!(CallId::from_raw(b.to_raw()), b);
+        assert!(matches!(
+            p.poll(b, ms(1)).unwrap(),
+            Step::Attempt { attempt: 1, .. }
+        ));
+        assert_eq!(p.poll(b, ms(1)), Err(UsageError::AttemptInFlight));
     }
 }
