@@ -233,16 +233,10 @@ fn fast_call<'py>(
             resume(slf, func, args, kwargs, call, Some(next), None)
         }
         Err(err) => {
+            // Handed over with the attempt it ended, so the runner sees its deadline.
             let exc = err.into_value(py).into_any();
-            resume(
-                slf,
-                func,
-                args,
-                kwargs,
-                call,
-                None,
-                Some(exc.bind(py).clone()),
-            )
+            let exc = exc.bind(py).clone();
+            resume(slf, func, args, kwargs, call, Some(step), Some(exc))
         }
     }
 }
