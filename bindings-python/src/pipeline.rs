@@ -525,6 +525,42 @@ impl PyPipeline {
             .map_err(|e| errors::config_error_at(py, e, "snapshot"))
     }
 
+    /// The async fast path's first half: read the clock, `begin` + `poll`. Returns the call
+    /// handle alone when the step is an attempt without a deadline (run the coroutine
+    /// inline), else `(call, step)`.
+    fn enter<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let now = to_instant(slf.get().clock.now(py)?);
+        let (id, step) = Self::input(slf, |core| {
+            let id = core.begin(now, None);
+            (id, core.poll(id, now))
+        })?;
+        let step = step.map_err(|e| errors::usage(py, e))?;
+        if let Step::Attempt { deadline: None, .. } = step {
+            return Ok(id.to_raw().into_pyobject(py)?.into_any());
+        }
+        Ok((id.to_raw(), step_tuple(py, step)?)
+            .into_pyobject(py)?
+            .into_any())
+    }
+
+    /// The fast path's second half: read the clock, report success, poll. `None` when the
+    /// call is done, else the next step.
+    fn succeed<'py>(slf: &Bound<'py, Self>, call: u64) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let py = slf.py();
+        let now = to_instant(slf.get().clock.now(py)?);
+        let id = CallId::from_raw(call);
+        let step = Self::input(slf, |core| -> Result<Step, UsageError> {
+            core.report(id, Report::SUCCESS, now)?;
+            core.poll(id, now)
+        })?
+        .map_err(|e| errors::usage(py, e))?;
+        match step {
+            Step::Done { .. } => Ok(None),
+            other => Ok(Some(step_tuple(py, other)?)),
+        }
+    }
+
     /// Run `func(*args, **kwargs)` through the pipeline (the fast path; see the module docs).
     #[pyo3(signature = (func, /, *args, **kwargs))]
     fn call<'py>(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import email.utils
 import math
 import time
-from typing import Any, Callable, Optional, Tuple, Type, Union
+from typing import Any, Callable, Optional, Tuple, Type, Union, cast
 
 from . import _native
 from .errors import TimeoutError as _TripwireTimeout
@@ -113,14 +113,17 @@ def retry_after_of(exc: BaseException) -> Optional[float]:
 def _predicate(p: Optional[Predicate], default: Callable[[BaseException], bool]) -> Callable[[BaseException], bool]:
     if p is None:
         return default
-    if isinstance(p, type) and issubclass(p, BaseException):
-        return lambda e, _t=p: isinstance(e, _t)
-    if isinstance(p, tuple):
-        if not all(isinstance(t, type) and issubclass(t, BaseException) for t in p):
+    if isinstance(p, tuple) or (isinstance(p, type) and issubclass(p, BaseException)):
+        classes = p if isinstance(p, tuple) else (p,)
+        if not all(isinstance(t, type) and issubclass(t, BaseException) for t in classes):
             raise TypeError("retry_on/ignore_on: a tuple must hold exception classes")
-        return lambda e, _t=p: isinstance(e, _t)
+
+        def is_instance(e: BaseException) -> bool:
+            return isinstance(e, classes)
+
+        return is_instance
     if callable(p):
-        return p
+        return cast(Callable[[BaseException], bool], p)
     raise TypeError(
         f"retry_on/ignore_on: must be an exception class, a tuple of them or a predicate, got {type(p).__name__}"
     )

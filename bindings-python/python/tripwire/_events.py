@@ -51,6 +51,18 @@ class Event:
         "check",
     )
 
+    type: str
+    at: float
+    from_state: Optional[str]
+    to_state: Optional[str]
+    reason: Optional[str]
+    retry_after: Optional[float]
+    attempt: Optional[int]
+    delay: Optional[float]
+    attempts: Optional[int]
+    ticket: Optional[int]
+    check: Optional[str]
+
     def __init__(self, type: str, at: float, **fields: Any) -> None:  # noqa: A002
         self.type = type
         self.at = at

@@ -12,9 +12,10 @@ import asyncio
 import inspect
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Set, Tuple
 
 from . import _native
+from ._native import Pipeline as NativePipeline
 from ._classify import OUTCOME_SUCCESS, OUTCOME_TIMEOUT, Classifier
 from ._events import Listeners, policy_event
 from .errors import TripwireError, UsageError, kind_error
@@ -27,7 +28,8 @@ FAIL = _native.STEP_FAIL
 
 KINDS: Tuple[str, ...] = tuple(_native.ERROR_KINDS)
 
-_MISSING = object()
+#: The step of an attempt the fast path ran inline (no deadline).
+_INLINE_ATTEMPT: Tuple[Any, ...] = (ATTEMPT, 0, None)
 
 
 def _normalize_fallbacks(fallback: Any) -> Tuple[Any, ...]:
@@ -139,7 +141,7 @@ class Runner(Hub):
 
     # -- outcomes ------------------------------------------------------------------------
 
-    def _report_error(self, native: Any, call: int, attempt: Tuple[Any, ...], exc: BaseException) -> Tuple[Any, ...]:
+    def _report_error(self, native: NativePipeline, call: int, attempt: Tuple[Any, ...], exc: BaseException) -> Tuple[Any, ...]:
         """Report a failed attempt (the error `exc`); returns the next step."""
         if not isinstance(exc, Exception):
             raise exc  # KeyboardInterrupt, SystemExit, CancelledError: the caller cancels
@@ -171,7 +173,7 @@ class Runner(Hub):
 
     def resume(
         self,
-        native: Any,
+        native: NativePipeline,
         fn: Callable[..., Any],
         args: Tuple[Any, ...],
         kwargs: Optional[Dict[str, Any]],
@@ -183,13 +185,13 @@ class Runner(Hub):
         the attempt during which `fn` raised `exc`."""
         return self.drive(native, fn, args, kwargs or {}, call, step, exc)
 
-    def run(self, native: Any, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any], deadline: Optional[int] = None) -> Any:
+    def run(self, native: NativePipeline, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any], deadline: Optional[int] = None) -> Any:
         call, step = native.start(native.now(), deadline)
         return self.drive(native, fn, args, kwargs, call, step, None)
 
     def drive(
         self,
-        native: Any,
+        native: NativePipeline,
         fn: Callable[..., Any],
         args: Tuple[Any, ...],
         kwargs: Dict[str, Any],
@@ -241,7 +243,7 @@ class Runner(Hub):
             raise
 
     @staticmethod
-    def _cancel(native: Any, call: int) -> None:
+    def _cancel(native: NativePipeline, call: int) -> None:
         try:
             native.cancel(call, native.now())
         except Exception:  # closed, or a broken clock: nothing is left to release
@@ -250,7 +252,7 @@ class Runner(Hub):
             except Exception:
                 pass
 
-    def _park(self, native: Any, call: int) -> Tuple[Any, ...]:
+    def _park(self, native: NativePipeline, call: int) -> Tuple[Any, ...]:
         """Block this thread until the call is woken or its wait ends (no spinning)."""
         cond = self.cond
         while True:
@@ -304,16 +306,52 @@ class Runner(Hub):
 
     async def run_async(
         self,
-        native: Any,
+        native: NativePipeline,
         fn: Callable[..., Any],
         args: Tuple[Any, ...],
         kwargs: Dict[str, Any],
         deadline: Optional[int] = None,
     ) -> Any:
         call, step = native.start(native.now(), deadline)
+        return await self.drive_async(native, fn, args, kwargs, call, step, None)
+
+    async def run_coroutine(
+        self,
+        native: NativePipeline,
+        fn: Callable[..., Any],
+        args: Tuple[Any, ...],
+        kwargs: Dict[str, Any],
+    ) -> Any:
+        """The decorator's path for ``async def``: an attempt without a deadline is awaited
+        inline between two native calls; anything else goes through :meth:`drive_async`."""
+        entered = native.enter()
+        if entered.__class__ is not int:
+            return await self.drive_async(native, fn, args, kwargs, entered[0], entered[1], None)
+        try:
+            value = await fn(*args, **kwargs)
+        except BaseException as e:
+            return await self.drive_async(native, fn, args, kwargs, entered, _INLINE_ATTEMPT, e)
+        step = native.succeed(entered)
+        if step is None:
+            return value
+        return await self.drive_async(native, fn, args, kwargs, entered, step, None)
+
+    async def drive_async(
+        self,
+        native: NativePipeline,
+        fn: Callable[..., Any],
+        args: Tuple[Any, ...],
+        kwargs: Dict[str, Any],
+        call: int,
+        step: Tuple[Any, ...],
+        exc: Optional[BaseException],
+    ) -> Any:
         last: Optional[BaseException] = None
         live = True
         try:
+            if exc is not None:
+                last = exc
+                step = self._report_error(native, call, step, exc)
             while True:
                 tag = step[0]
                 if tag == ATTEMPT:
@@ -352,7 +390,7 @@ class Runner(Hub):
 
     async def _attempt(
         self,
-        native: Any,
+        native: NativePipeline,
         fn: Callable[..., Any],
         args: Tuple[Any, ...],
         kwargs: Dict[str, Any],
@@ -365,9 +403,10 @@ class Runner(Hub):
             return result, False
         if deadline is None:
             return await result, False
-        task = asyncio.ensure_future(result)
+        task: "asyncio.Future[Any]" = asyncio.ensure_future(result)
         remaining = max(0, deadline - native.now()) / 1e9
         timer: Optional["asyncio.Future[Any]"] = None
+        done: "Set[asyncio.Future[Any]]"
         try:
             if self.clock is None:
                 done, _ = await asyncio.wait({task}, timeout=remaining)
@@ -388,7 +427,7 @@ class Runner(Hub):
         await _settle(task)
         return None, True
 
-    async def _park_async(self, native: Any, call: int) -> Tuple[Any, ...]:
+    async def _park_async(self, native: NativePipeline, call: int) -> Tuple[Any, ...]:
         """Await a wake (or the wait's end) without blocking the loop or a thread."""
         loop = asyncio.get_running_loop()
         while True:

@@ -99,7 +99,7 @@ class HealthChecker:
             self._fns.pop(name, None)
             removed = self._reg.unregister(name)
         self._drain()
-        return cast(bool, removed)
+        return removed
 
     def add_breaker(self, name: str, breaker: Any) -> None:
         """List a breaker (a :class:`CircuitBreaker` or a :class:`Pipeline` with one): while it
@@ -113,13 +113,13 @@ class HealthChecker:
         self._breakers.pop(name, None)
         removed = self._reg.remove_breaker(name)
         self._drain()
-        return cast(bool, removed)
+        return removed
 
     # -- running ---------------------------------------------------------------------------
 
     def _now(self) -> int:
         if self._clock is None:
-            return cast(int, _native.monotonic_ns())
+            return _native.monotonic_ns()
         return _seconds_to_ns(self._clock.monotonic())
 
     def _sync_breakers(self) -> None:
@@ -243,12 +243,12 @@ class HealthChecker:
     @property
     def status(self) -> str:
         """``"healthy"``, ``"degraded"`` or ``"unhealthy"`` as of the last results."""
-        return cast(str, self._reg.status())
+        return self._reg.status()
 
     @property
     def http_status(self) -> int:
         """200 (healthy, degraded) or 503 (unhealthy)."""
-        return cast(int, self._reg.http_status())
+        return self._reg.http_status()
 
     def stats(self) -> Dict[str, Any]:
         return cast(Dict[str, Any], json.loads(self._reg.metrics_json()))

@@ -7,7 +7,7 @@ import functools
 import inspect
 import json
 import time
-from typing import Any, Awaitable, Callable, Dict, Optional, TypeVar, Union, cast, overload
+from typing import Any, Awaitable, Callable, Dict, List, Optional, TypeVar, Union, cast, overload
 
 from . import _native
 from ._clock import check_clock, host_seed
@@ -57,7 +57,7 @@ class RateLimiter(_Events):
     ``retry_after``; an admission that reserved capacity waits first.
     """
 
-    def __init__(self, config: Union[Dict[str, Any], list, str], clock: Any = None) -> None:
+    def __init__(self, config: Union[Dict[str, Any], List[Any], str], clock: Any = None) -> None:
         clock = check_clock(clock)
         text = to_json(config)
         self._hub = Hub()
@@ -66,9 +66,9 @@ class RateLimiter(_Events):
         self._sleep: Callable[[float], Any] = time.sleep if clock is None else clock.sleep
         self._asleep: Callable[[float], Any] = asyncio.sleep if clock is None else clock.asleep
         # The hot path: the native method itself (reads the clock, decides, drains events).
-        self.check: Callable[..., Any] = self._native.check
+        setattr(self, "check", self._native.check)
 
-    def check(self, cost: int = 1) -> Any:  # type: ignore[no-redef]  # replaced per instance
+    def check(self, cost: int = 1) -> "_native.RateLimitDecision":
         """Take ``cost`` units now: a :data:`RateLimitDecision`."""
         return self._native.check(cost)
 
@@ -117,7 +117,7 @@ class RateLimiter(_Events):
 
     def available(self) -> int:
         """Units available now without waiting (the tightest limit's)."""
-        return cast(int, self._native.available(self._native.now()))
+        return self._native.available(self._native.now())
 
     def stats(self) -> Dict[str, Any]:
         """``allowed``, ``waited``, ``denied``, ``available``."""
@@ -125,7 +125,7 @@ class RateLimiter(_Events):
 
     @property
     def closed(self) -> bool:
-        return cast(bool, self._native.closed)
+        return self._native.closed
 
     def close(self) -> None:
         """Free the native state; later use raises :class:`UsageError`."""
@@ -142,15 +142,15 @@ class KeyedRateLimiter(_Events):
         self._hub = Hub()
         self._native = _native.KeyedRateLimiter(to_json(config), host_seed(), clock=clock, runner=self._hub)
         self._hub.attach(self._native)
-        self.check: Callable[..., Any] = self._native.check
+        setattr(self, "check", self._native.check)
 
-    def check(self, key: str, cost: int = 1) -> Any:  # type: ignore[no-redef]
+    def check(self, key: str, cost: int = 1) -> "_native.RateLimitDecision":
         """Take ``cost`` units for ``key`` now: a :data:`RateLimitDecision`."""
         return self._native.check(key, cost)
 
     def __len__(self) -> int:
         """Keys held now."""
-        return cast(int, self._native.keys())
+        return self._native.keys()
 
     def stats(self) -> Dict[str, Any]:
         return cast(Dict[str, Any], json.loads(self._native.metrics_json()))

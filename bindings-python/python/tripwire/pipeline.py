@@ -51,6 +51,8 @@ class _Protected:
         self._native = native
         self._runner = runner
         runner.attach(native)
+        # The hot path: `call` is the native method itself (no Python frame in between).
+        setattr(self, "call", native.call)
 
     # -- protecting calls --------------------------------------------------------------
 
@@ -63,7 +65,7 @@ class _Protected:
 
             @functools.wraps(fn)
             async def protected(*args: Any, **kwargs: Any) -> Any:
-                return await runner.run_async(native, fn, args, kwargs)
+                return await runner.run_coroutine(native, fn, args, kwargs)
 
             return cast(F, protected)
         guarded = self._native.guard(fn)
