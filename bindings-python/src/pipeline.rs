@@ -149,23 +149,69 @@ impl PyPipeline {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Run `f` on the core under the lock and drain; returns whether the hook has work.
+    #[inline]
+    fn input_raw<R>(
+        slf: &Bound<'_, Self>,
+        f: impl FnOnce(&mut Pipeline) -> R,
+    ) -> PyResult<(R, bool)> {
+        let this = slf.get();
+        let mut g = this.lock();
+        let Some(core) = g.core.as_mut() else {
+            return Err(errors::closed(slf.py(), "pipeline"));
+        };
+        let r = f(core);
+        Ok((r, g.drain()))
+    }
+
     /// Run `f` on the core under the lock, drain, unlock, then flush if needed.
     #[inline]
     fn input<R>(slf: &Bound<'_, Self>, f: impl FnOnce(&mut Pipeline) -> R) -> PyResult<R> {
-        let py = slf.py();
-        let this = slf.get();
-        let (r, pending) = {
-            let mut g = this.lock();
-            let Some(core) = g.core.as_mut() else {
-                return Err(errors::closed(py, "pipeline"));
-            };
-            let r = f(core);
-            (r, g.drain())
-        };
+        let (r, pending) = Self::input_raw(slf, f)?;
         if pending {
             Self::flush(slf)?;
         }
         Ok(r)
+    }
+
+    /// `begin` + `poll`, then flush. Should the hook raise (a `BaseException` out of a
+    /// listener), the new call is cancelled first so that it holds nothing.
+    fn begin_call(
+        slf: &Bound<'_, Self>,
+        now: Instant,
+        deadline: Option<Instant>,
+    ) -> PyResult<(CallId, Step)> {
+        let py = slf.py();
+        let ((id, step), pending) = Self::input_raw(slf, |core| {
+            let id = core.begin(now, deadline);
+            (id, core.poll(id, now))
+        })?;
+        if pending {
+            if let Err(e) = Self::flush(slf) {
+                abandon(slf, id, now.as_nanos());
+                return Err(e);
+            }
+        }
+        Ok((id, step.map_err(|e| errors::usage(py, e))?))
+    }
+
+    /// `report` + `poll`, then flush; a raising hook cancels a call that is still live.
+    fn report_call(slf: &Bound<'_, Self>, id: CallId, r: Report, now: Instant) -> PyResult<Step> {
+        let py = slf.py();
+        let (step, pending) = Self::input_raw(slf, |core| -> Result<Step, UsageError> {
+            core.report(id, r, now)?;
+            core.poll(id, now)
+        })?;
+        let step = step.map_err(|e| errors::usage(py, e))?;
+        if pending {
+            if let Err(e) = Self::flush(slf) {
+                if !matches!(step, Step::Done { .. } | Step::Fail(_)) {
+                    abandon(slf, id, now.as_nanos());
+                }
+                return Err(e);
+            }
+        }
+        Ok(step)
     }
 
     /// Hand pending wakes and events to the Python hook (with no lock held).
@@ -198,11 +244,7 @@ fn fast_call<'py>(
     let py = slf.py();
     let this = slf.get();
     let now = this.clock.now(py)?;
-    let (call, step) = PyPipeline::input(slf, |core| {
-        let id = core.begin(to_instant(now), None);
-        (id, core.poll(id, to_instant(now)))
-    })?;
-    let step = step.map_err(|e| errors::usage(py, e))?;
+    let (call, step) = PyPipeline::begin_call(slf, to_instant(now), None)?;
     let Step::Attempt { deadline, .. } = step else {
         return resume(slf, func, args, kwargs, call, Some(step), None);
     };
@@ -222,11 +264,7 @@ fn fast_call<'py>(
             } else {
                 Report::SUCCESS
             };
-            let next = PyPipeline::input(slf, |core| {
-                core.report(call, r, t)?;
-                core.poll(call, t)
-            })?
-            .map_err(|e| errors::usage(py, e))?;
+            let next = PyPipeline::report_call(slf, call, r, t)?;
             if let Step::Done { .. } = next {
                 return Ok(value);
             }
@@ -340,11 +378,7 @@ impl PyPipeline {
         deadline: Option<u64>,
     ) -> PyResult<(u64, Bound<'py, PyTuple>)> {
         let py = slf.py();
-        let (id, step) = Self::input(slf, |core| {
-            let id = core.begin(to_instant(now), deadline.map(to_instant));
-            (id, core.poll(id, to_instant(now)))
-        })?;
-        let step = step.map_err(|e| errors::usage(py, e))?;
+        let (id, step) = Self::begin_call(slf, to_instant(now), deadline.map(to_instant))?;
         Ok((id.to_raw(), step_tuple(py, step)?))
     }
 
@@ -388,13 +422,7 @@ impl PyPipeline {
     ) -> PyResult<Bound<'py, PyTuple>> {
         let py = slf.py();
         let r = report(py, outcome, retryable, retry_after)?;
-        let id = CallId::from_raw(call);
-        let now = to_instant(now);
-        let step = Self::input(slf, |core| -> Result<Step, UsageError> {
-            core.report(id, r, now)?;
-            core.poll(id, now)
-        })?
-        .map_err(|e| errors::usage(py, e))?;
+        let step = Self::report_call(slf, CallId::from_raw(call), r, to_instant(now))?;
         step_tuple(py, step)
     }
 
@@ -531,11 +559,7 @@ impl PyPipeline {
     fn enter<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let now = to_instant(slf.get().clock.now(py)?);
-        let (id, step) = Self::input(slf, |core| {
-            let id = core.begin(now, None);
-            (id, core.poll(id, now))
-        })?;
-        let step = step.map_err(|e| errors::usage(py, e))?;
+        let (id, step) = Self::begin_call(slf, now, None)?;
         if let Step::Attempt { deadline: None, .. } = step {
             return Ok(id.to_raw().into_pyobject(py)?.into_any());
         }
@@ -549,12 +573,7 @@ impl PyPipeline {
     fn succeed<'py>(slf: &Bound<'py, Self>, call: u64) -> PyResult<Option<Bound<'py, PyTuple>>> {
         let py = slf.py();
         let now = to_instant(slf.get().clock.now(py)?);
-        let id = CallId::from_raw(call);
-        let step = Self::input(slf, |core| -> Result<Step, UsageError> {
-            core.report(id, Report::SUCCESS, now)?;
-            core.poll(id, now)
-        })?
-        .map_err(|e| errors::usage(py, e))?;
+        let step = Self::report_call(slf, CallId::from_raw(call), Report::SUCCESS, now)?;
         match step {
             Step::Done { .. } => Ok(None),
             other => Ok(Some(step_tuple(py, other)?)),

@@ -225,3 +225,23 @@ def test_load_policies_errors() -> None:
         load_policies("/nonexistent/policies.json")
     with pytest.raises(KeyError):
         load_policies({"policies": {"a": {}}}, fallbacks={"b": 1})
+
+
+def test_a_listener_raising_a_base_exception_leaves_no_call_behind() -> None:
+    class Stop(BaseException):
+        pass
+
+    bulkhead = tripwire.Bulkhead({"maxConcurrent": 1, "maxQueue": 1})
+
+    def stop(event: tripwire.Event) -> None:
+        raise Stop()
+
+    bulkhead.on("queued", stop)
+    with bulkhead:
+        with pytest.raises(Stop):
+            bulkhead.call(lambda: None)  # parks, and the listener interrupts
+        s = bulkhead.stats()
+        assert s["bulkhead"]["queueDepth"] == 0 and s["cancelled"] == 1
+    assert bulkhead.off("queued", stop)
+    assert bulkhead.call(lambda: "free") == "free"
+    assert bulkhead.in_flight == 0

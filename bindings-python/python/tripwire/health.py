@@ -144,6 +144,7 @@ class HealthChecker:
             self._reg.report(cid, ok, max(0, now - started), error, now)
         except Exception:  # unregistered while it ran: nothing to record
             pass
+        self._drain()
 
     def _run_sync_check(self, cid: int, fn: CheckFn) -> None:
         started = self._now()
