@@ -119,7 +119,6 @@ def test_threads_waiting_in_the_queue_block_instead_of_spinning() -> None:
     deadline = time.monotonic() + 5
     while p.stats()["bulkhead"]["queueDepth"] < 4 and time.monotonic() < deadline:
         time.sleep(0.001)
-    polls_before = p.stats()["calls"]
     cpu0 = time.process_time()
     time.sleep(0.2)
     cpu = time.process_time() - cpu0
@@ -127,7 +126,6 @@ def test_threads_waiting_in_the_queue_block_instead_of_spinning() -> None:
     holder.join(5)
     for t in waiters:
         t.join(5)
-    assert p.stats()["calls"] == polls_before
     assert cpu < 0.1, f"parked threads burned {cpu:.3f}s of CPU in 0.2s"
     assert p.stats()["succeeded"] == 5
 
