@@ -1,6 +1,7 @@
 """tripwire quick start (the README's Python section is cut from this file; CI runs it and
 checks it with mypy --strict)."""
 
+# --8<-- [start:quickstart]
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +10,6 @@ import random
 import tripwire
 from tripwire import CircuitBreaker, HealthChecker, Pipeline, RateLimiter
 
-# --8<-- [start:quickstart]
 # One pipeline: rate limit -> breaker -> retry (exponential backoff, jitter) -> timeout.
 api = Pipeline(
     {
@@ -25,7 +25,7 @@ api = Pipeline(
 @api
 def get_price(item: str) -> dict[str, object]:
     if random.random() < 0.3:
-        raise ConnectionError("flaky network")  # retried: network errors, 5xx and 429 are
+        raise ConnectionError("flaky network")  # retryable, as are 5xx and 429
     return {"item": item, "price": 42}
 
 
