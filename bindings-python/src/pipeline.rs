@@ -361,11 +361,16 @@ impl PyPipeline {
         }
     }
 
-    /// Begin a call; returns its handle.
-    #[pyo3(signature = (now, deadline=None))]
-    fn begin(slf: &Bound<'_, Self>, now: u64, deadline: Option<u64>) -> PyResult<u64> {
+    /// Begin a call (for `key` on a keyed pipeline); returns its handle.
+    #[pyo3(signature = (now, deadline=None, key=None))]
+    fn begin(
+        slf: &Bound<'_, Self>,
+        now: u64,
+        deadline: Option<u64>,
+        key: Option<&str>,
+    ) -> PyResult<u64> {
         Self::input(slf, |core| {
-            core.begin(to_instant(now), deadline.map(to_instant))
+            core.begin_keyed(key.unwrap_or(""), to_instant(now), deadline.map(to_instant))
                 .to_raw()
         })
     }

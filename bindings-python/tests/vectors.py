@@ -317,6 +317,7 @@ def stats_json(p: Any) -> Dict[str, Any]:
         "inFlight": s["inFlight"],
         "state": p.breaker_state(),
         "budgetTokens": s["budgetTokens"],
+        "keys": s.get("keys"),
     }
 
 
@@ -350,7 +351,10 @@ def run_pipeline(v: Dict[str, Any]) -> None:
         if op == "begin":
             if p is None:
                 raise VectorFailure(f"{c}: no pipeline")
-            calls[label(step, "as")] = (policy, p.begin(now, opt_ns(step.get("deadline"))))
+            calls[label(step, "as")] = (
+                policy,
+                p.begin(now, opt_ns(step.get("deadline")), step.get("key")),
+            )
         elif op == "poll":
             owner, cid = call_of()
             want = step.get("expectError")
