@@ -1,6 +1,18 @@
 #!/usr/bin/env bash
-# Every benchmark, printing figures (not a test).
+# `make bench`: every benchmark, printing figures side by side with the peer libraries (not a
+# test: nothing here fails on a number). Each binding's script installs its peers.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash scripts/ci/setup-rust.sh
-cargo bench -p tripwire-core --bench core
+
+echo "==> core (criterion): ns per decision"
+cargo bench -p tripwire-core --bench core -- --quick 2>&1 \
+  | awk '/^[a-z_]+\/?[^ ]*$/ {name=$1} /time:/ {for (i = 1; i <= NF; i++) if ($i == "time:") {n = (name != "" ? name : $1); printf "  %-60s %s %s\n", n, $(i+3), $(i+4); name=""}}'
+
+for lang in js python c; do
+  if [ -f "scripts/ci/bench-$lang.sh" ]; then
+    echo
+    echo "==> $lang binding vs its peers"
+    bash "scripts/ci/bench-$lang.sh"
+  fi
+done
