@@ -1435,9 +1435,44 @@ enum tw_status tw_breaker_release(struct tw_breaker *b,
  * # Safety
  * `b` is a live breaker; `out` is writable; `err` is NULL or a writable `tw_error *`.
  */
-enum tw_status tw_breaker_state(const struct tw_breaker *b,
-                                tw_breaker_state *out,
-                                struct tw_error **err);
+enum tw_status tw_breaker_get_state(const struct tw_breaker *b,
+                                    tw_breaker_state *out,
+                                    struct tw_error **err);
+
+/**
+ * Reject every call (with no retry-after) until tw_breaker_reset().
+ *
+ * # Safety
+ * `b` is a live breaker; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_breaker_force_open(struct tw_breaker *b, uint64_t now_ns, struct tw_error **err);
+
+/**
+ * Admit every call and only record metrics, until tw_breaker_reset().
+ *
+ * # Safety
+ * `b` is a live breaker; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_breaker_disable(struct tw_breaker *b, uint64_t now_ns, struct tw_error **err);
+
+/**
+ * Back to `closed` with empty counts and window, from any state.
+ *
+ * # Safety
+ * `b` is a live breaker; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_breaker_reset(struct tw_breaker *b, uint64_t now_ns, struct tw_error **err);
+
+/**
+ * Move `open` to `halfOpen` now if its time has come (for hosts that want the change and
+ * its event when due, rather than at the next acquire).
+ *
+ * # Safety
+ * `b` is a live breaker; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_breaker_handle_timeout(struct tw_breaker *b,
+                                         uint64_t now_ns,
+                                         struct tw_error **err);
 
 /**
  * When `open`: the instant `halfOpen` becomes possible (`*has = true`); otherwise
@@ -1482,9 +1517,9 @@ enum tw_status tw_breaker_set_listener(struct tw_breaker *b,
  * # Safety
  * `b` is a live breaker; `out` is writable; `err` is NULL or a writable `tw_error *`.
  */
-enum tw_status tw_breaker_metrics(const struct tw_breaker *b,
-                                  struct tw_breaker_metrics *out,
-                                  struct tw_error **err);
+enum tw_status tw_breaker_get_metrics(const struct tw_breaker *b,
+                                      struct tw_breaker_metrics *out,
+                                      struct tw_error **err);
 
 /**
  * The breaker's state as JSON (a few fields), to store and later tw_breaker_restore() into a
@@ -1647,9 +1682,9 @@ enum tw_status tw_bulkhead_set_listener(struct tw_bulkhead *b,
  * # Safety
  * `b` is a live bulkhead; `out` is writable; `err` is NULL or a writable `tw_error *`.
  */
-enum tw_status tw_bulkhead_metrics(const struct tw_bulkhead *b,
-                                   struct tw_bulkhead_metrics *out,
-                                   struct tw_error **err);
+enum tw_status tw_bulkhead_get_metrics(const struct tw_bulkhead *b,
+                                       struct tw_bulkhead_metrics *out,
+                                       struct tw_error **err);
 
 /**
  * Validate `json` as a `target` configuration: ::TW_STATUS_OK, or
@@ -1862,10 +1897,10 @@ enum tw_status tw_health_expire(struct tw_health *h, uint64_t now_ns, struct tw_
  * `h` is a live registry; `out` is writable; `http` is NULL or writable; `err` is NULL or a
  * writable `tw_error *`.
  */
-enum tw_status tw_health_status(const struct tw_health *h,
-                                tw_health_status *out,
-                                uint16_t *http,
-                                struct tw_error **err);
+enum tw_status tw_health_get_status(const struct tw_health *h,
+                                    tw_health_status *out,
+                                    uint16_t *http,
+                                    struct tw_error **err);
 
 /**
  * The status of the check named `name` (::TW_CHECK_STATUS_UNKNOWN when not registered).
@@ -1874,10 +1909,10 @@ enum tw_status tw_health_status(const struct tw_health *h,
  * `h` is a live registry; `name` is a NUL-terminated UTF-8 string; `out` is writable; `err`
  * is NULL or a writable `tw_error *`.
  */
-enum tw_status tw_health_check_status(const struct tw_health *h,
-                                      const char *name,
-                                      tw_check_status *out,
-                                      struct tw_error **err);
+enum tw_status tw_health_get_check_status(const struct tw_health *h,
+                                          const char *name,
+                                          tw_check_status *out,
+                                          struct tw_error **err);
 
 /**
  * When the registry next needs the host (a check due, or a run's deadline): `*has = true`
@@ -1963,9 +1998,21 @@ enum tw_status tw_health_set_listener(struct tw_health *h,
  * # Safety
  * `h` is a live registry; `out` is writable; `err` is NULL or a writable `tw_error *`.
  */
-enum tw_status tw_health_metrics(const struct tw_health *h,
-                                 struct tw_health_metrics *out,
-                                 struct tw_error **err);
+enum tw_status tw_health_get_metrics(const struct tw_health *h,
+                                     struct tw_health_metrics *out,
+                                     struct tw_error **err);
+
+/**
+ * The overall status's public name (`"healthy"`, `"degraded"`, `"unhealthy"`), or
+ * `"unknown"`. Static; never free it.
+ */
+const char *tw_health_status_str(uint32_t status);
+
+/**
+ * The check status's public name (`"pending"`, `"healthy"`, `"unhealthy"`), or `"unknown"`
+ * (also for ::TW_CHECK_STATUS_UNKNOWN). Static; never free it.
+ */
+const char *tw_check_status_str(uint32_t status);
 
 /**
  * Build a rate limiter from its JSON config: one limit
@@ -2029,9 +2076,9 @@ enum tw_status tw_limiter_set_listener(struct tw_limiter *l,
  * # Safety
  * `l` is a live limiter; `out` is writable; `err` is NULL or a writable `tw_error *`.
  */
-enum tw_status tw_limiter_metrics(const struct tw_limiter *l,
-                                  struct tw_limiter_metrics *out,
-                                  struct tw_error **err);
+enum tw_status tw_limiter_get_metrics(const struct tw_limiter *l,
+                                      struct tw_limiter_metrics *out,
+                                      struct tw_error **err);
 
 /**
  * Build a keyed limiter: `{"limit": <rate limit config>, "maxKeys": N, "idleExpiry": d}`.
@@ -2112,9 +2159,9 @@ enum tw_status tw_keyed_limiter_poll_event(struct tw_keyed_limiter *l,
  * # Safety
  * `l` is a live keyed limiter; `out` is writable; `err` is NULL or a writable `tw_error *`.
  */
-enum tw_status tw_keyed_limiter_metrics(const struct tw_keyed_limiter *l,
-                                        struct tw_keyed_limiter_metrics *out,
-                                        struct tw_error **err);
+enum tw_status tw_keyed_limiter_get_metrics(const struct tw_keyed_limiter *l,
+                                            struct tw_keyed_limiter_metrics *out,
+                                            struct tw_error **err);
 
 /**
  * Build a pipeline from its JSON config (any of `rateLimit`, `bulkhead`, `circuitBreaker`,
@@ -2288,9 +2335,9 @@ enum tw_status tw_pipeline_poll_timeout(const struct tw_pipeline *p,
  * # Safety
  * `p` is a live pipeline; `out` is writable; `err` is NULL or a writable `tw_error *`.
  */
-enum tw_status tw_pipeline_stats(const struct tw_pipeline *p,
-                                 struct tw_pipeline_stats *out,
-                                 struct tw_error **err);
+enum tw_status tw_pipeline_get_stats(const struct tw_pipeline *p,
+                                     struct tw_pipeline_stats *out,
+                                     struct tw_error **err);
 
 /**
  * The pipeline's stats as JSON (camelCase; `failed` keyed by kind; `breaker`, `bulkhead`,
@@ -2327,8 +2374,38 @@ enum tw_status tw_pipeline_prometheus(const struct tw_pipeline *p,
  * # Safety
  * `p` is a live pipeline; `out` is writable; `err` is NULL or a writable `tw_error *`.
  */
-enum tw_status tw_pipeline_breaker_state(const struct tw_pipeline *p,
-                                         tw_breaker_state *out,
+enum tw_status tw_pipeline_get_breaker_state(const struct tw_pipeline *p,
+                                             tw_breaker_state *out,
+                                             struct tw_error **err);
+
+/**
+ * Force the pipeline's breaker open until reset. ::TW_STATUS_NOT_CONFIGURED without a breaker.
+ *
+ * # Safety
+ * `p` is a live pipeline; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_pipeline_breaker_force_open(struct tw_pipeline *p,
+                                              uint64_t now_ns,
+                                              struct tw_error **err);
+
+/**
+ * Disable the pipeline's breaker (admit all, record metrics) until reset. ::TW_STATUS_NOT_CONFIGURED without a breaker.
+ *
+ * # Safety
+ * `p` is a live pipeline; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_pipeline_breaker_disable(struct tw_pipeline *p,
+                                           uint64_t now_ns,
+                                           struct tw_error **err);
+
+/**
+ * Reset the pipeline's breaker to closed. ::TW_STATUS_NOT_CONFIGURED without a breaker.
+ *
+ * # Safety
+ * `p` is a live pipeline; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_pipeline_breaker_reset(struct tw_pipeline *p,
+                                         uint64_t now_ns,
                                          struct tw_error **err);
 
 /**
@@ -2563,9 +2640,27 @@ enum tw_status tw_retry_budget(const struct tw_retry *r,
  * # Safety
  * `r` is a live retry policy; `out` is writable; `err` is NULL or a writable `tw_error *`.
  */
-enum tw_status tw_retry_metrics(const struct tw_retry *r,
-                                struct tw_retry_metrics *out,
-                                struct tw_error **err);
+enum tw_status tw_retry_get_metrics(const struct tw_retry *r,
+                                    struct tw_retry_metrics *out,
+                                    struct tw_error **err);
+
+/**
+ * The kind's public name (`"circuitOpen"`, the same in every language; `"none"` for
+ * ::TW_KIND_NONE), or `"unknown"`. Static; never free it.
+ */
+const char *tw_kind_str(uint32_t kind);
+
+/**
+ * The breaker state's public name (`"closed"`, `"open"`, `"halfOpen"`, `"forcedOpen"`,
+ * `"disabled"`), or `"unknown"`. Static; never free it.
+ */
+const char *tw_breaker_state_str(tw_breaker_state state);
+
+/**
+ * The event type's public name (`"stateChanged"`, `"rejected"`, `"retryScheduled"`,
+ * `"gaveUp"`, `"queued"`, `"woken"`), or `"unknown"`. Static; never free it.
+ */
+const char *tw_event_type_str(uint32_t event_type);
 
 /**
  * Nanoseconds on a monotonic clock (CLOCK_MONOTONIC) since an origin fixed at the first call

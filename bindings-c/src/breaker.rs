@@ -286,7 +286,7 @@ pub unsafe extern "C" fn tw_breaker_release(
 /// # Safety
 /// `b` is a live breaker; `out` is writable; `err` is NULL or a writable `tw_error *`.
 #[no_mangle]
-pub unsafe extern "C" fn tw_breaker_state(
+pub unsafe extern "C" fn tw_breaker_get_state(
     b: *const tw_breaker,
     out: *mut tw_breaker_state,
     err: *mut *mut tw_error,
@@ -300,52 +300,81 @@ pub unsafe extern "C" fn tw_breaker_state(
     }
 }
 
-macro_rules! breaker_command {
-    ($(#[$doc:meta])* $name:ident, $method:ident) => {
-        $(#[$doc])*
-        ///
-        /// # Safety
-        /// `b` is a live breaker; `err` is NULL or a writable `tw_error *`.
-        #[no_mangle]
-        pub unsafe extern "C" fn $name(
-            b: *mut tw_breaker,
-            now_ns: u64,
-            err: *mut *mut tw_error,
-        ) -> tw_status {
-            // SAFETY: pointers per the contract.
-            unsafe {
-                guard(err, || {
-                    breaker(b)?.with(|c| {
-                        c.$method(Instant::from_nanos(now_ns));
-                        Ok(())
-                    })
-                })
-            }
-        }
-    };
+/// # Safety
+/// `b` is NULL or a live breaker; `err` is NULL or a writable `tw_error *`.
+unsafe fn command(
+    b: *mut tw_breaker,
+    now_ns: u64,
+    err: *mut *mut tw_error,
+    f: fn(&mut CircuitBreaker, Instant),
+) -> tw_status {
+    // SAFETY: pointers per the contract.
+    unsafe {
+        guard(err, || {
+            breaker(b)?.with(|c| {
+                f(c, Instant::from_nanos(now_ns));
+                Ok(())
+            })
+        })
+    }
 }
 
-breaker_command!(
-    /// Reject every call (with no retry-after) until tw_breaker_reset().
-    tw_breaker_force_open,
-    force_open
-);
-breaker_command!(
-    /// Admit every call and only record metrics, until tw_breaker_reset().
-    tw_breaker_disable,
-    disable
-);
-breaker_command!(
-    /// Back to `closed` with empty counts and window, from any state.
-    tw_breaker_reset,
-    reset
-);
-breaker_command!(
-    /// Move `open` to `halfOpen` now if its time has come (for hosts that want the change and
-    /// its event when due, rather than at the next acquire).
-    tw_breaker_handle_timeout,
-    handle_timeout
-);
+/// Reject every call (with no retry-after) until tw_breaker_reset().
+///
+/// # Safety
+/// `b` is a live breaker; `err` is NULL or a writable `tw_error *`.
+#[no_mangle]
+pub unsafe extern "C" fn tw_breaker_force_open(
+    b: *mut tw_breaker,
+    now_ns: u64,
+    err: *mut *mut tw_error,
+) -> tw_status {
+    // SAFETY: per the contract.
+    unsafe { command(b, now_ns, err, CircuitBreaker::force_open) }
+}
+
+/// Admit every call and only record metrics, until tw_breaker_reset().
+///
+/// # Safety
+/// `b` is a live breaker; `err` is NULL or a writable `tw_error *`.
+#[no_mangle]
+pub unsafe extern "C" fn tw_breaker_disable(
+    b: *mut tw_breaker,
+    now_ns: u64,
+    err: *mut *mut tw_error,
+) -> tw_status {
+    // SAFETY: per the contract.
+    unsafe { command(b, now_ns, err, CircuitBreaker::disable) }
+}
+
+/// Back to `closed` with empty counts and window, from any state.
+///
+/// # Safety
+/// `b` is a live breaker; `err` is NULL or a writable `tw_error *`.
+#[no_mangle]
+pub unsafe extern "C" fn tw_breaker_reset(
+    b: *mut tw_breaker,
+    now_ns: u64,
+    err: *mut *mut tw_error,
+) -> tw_status {
+    // SAFETY: per the contract.
+    unsafe { command(b, now_ns, err, CircuitBreaker::reset) }
+}
+
+/// Move `open` to `halfOpen` now if its time has come (for hosts that want the change and
+/// its event when due, rather than at the next acquire).
+///
+/// # Safety
+/// `b` is a live breaker; `err` is NULL or a writable `tw_error *`.
+#[no_mangle]
+pub unsafe extern "C" fn tw_breaker_handle_timeout(
+    b: *mut tw_breaker,
+    now_ns: u64,
+    err: *mut *mut tw_error,
+) -> tw_status {
+    // SAFETY: per the contract.
+    unsafe { command(b, now_ns, err, CircuitBreaker::handle_timeout) }
+}
 
 /// When `open`: the instant `halfOpen` becomes possible (`*has = true`); otherwise
 /// `*has = false`. Arm one timer for it and call tw_breaker_handle_timeout().
@@ -424,7 +453,7 @@ pub unsafe extern "C" fn tw_breaker_set_listener(
 /// # Safety
 /// `b` is a live breaker; `out` is writable; `err` is NULL or a writable `tw_error *`.
 #[no_mangle]
-pub unsafe extern "C" fn tw_breaker_metrics(
+pub unsafe extern "C" fn tw_breaker_get_metrics(
     b: *const tw_breaker,
     out: *mut tw_breaker_metrics,
     err: *mut *mut tw_error,

@@ -338,7 +338,7 @@ pub unsafe extern "C" fn tw_bulkhead_set_listener(
 /// # Safety
 /// `b` is a live bulkhead; `out` is writable; `err` is NULL or a writable `tw_error *`.
 #[no_mangle]
-pub unsafe extern "C" fn tw_bulkhead_metrics(
+pub unsafe extern "C" fn tw_bulkhead_get_metrics(
     b: *const tw_bulkhead,
     out: *mut tw_bulkhead_metrics,
     err: *mut *mut tw_error,

@@ -537,7 +537,7 @@ pub unsafe extern "C" fn tw_health_expire(
 /// `h` is a live registry; `out` is writable; `http` is NULL or writable; `err` is NULL or a
 /// writable `tw_error *`.
 #[no_mangle]
-pub unsafe extern "C" fn tw_health_status(
+pub unsafe extern "C" fn tw_health_get_status(
     h: *const tw_health,
     out: *mut tw_health_status,
     http: *mut u16,
@@ -560,7 +560,7 @@ pub unsafe extern "C" fn tw_health_status(
 /// `h` is a live registry; `name` is a NUL-terminated UTF-8 string; `out` is writable; `err`
 /// is NULL or a writable `tw_error *`.
 #[no_mangle]
-pub unsafe extern "C" fn tw_health_check_status(
+pub unsafe extern "C" fn tw_health_get_check_status(
     h: *const tw_health,
     name: *const c_char,
     out: *mut tw_check_status,
@@ -742,7 +742,7 @@ pub unsafe extern "C" fn tw_health_set_listener(
 /// # Safety
 /// `h` is a live registry; `out` is writable; `err` is NULL or a writable `tw_error *`.
 #[no_mangle]
-pub unsafe extern "C" fn tw_health_metrics(
+pub unsafe extern "C" fn tw_health_get_metrics(
     h: *const tw_health,
     out: *mut tw_health_metrics,
     err: *mut *mut tw_error,
@@ -822,4 +822,30 @@ mod tests {
             "2026-12-31T23:59:59.000Z"
         );
     }
+}
+
+static HEALTH_NAMES: [[u8; 32]; 3] = [
+    crate::types::nul(HealthStatus::Healthy.as_str()),
+    crate::types::nul(HealthStatus::Degraded.as_str()),
+    crate::types::nul(HealthStatus::Unhealthy.as_str()),
+];
+
+static CHECK_NAMES: [[u8; 32]; 3] = [
+    crate::types::nul(CheckStatus::Pending.as_str()),
+    crate::types::nul(CheckStatus::Healthy.as_str()),
+    crate::types::nul(CheckStatus::Unhealthy.as_str()),
+];
+
+/// The overall status's public name (`"healthy"`, `"degraded"`, `"unhealthy"`), or
+/// `"unknown"`. Static; never free it.
+#[no_mangle]
+pub extern "C" fn tw_health_status_str(status: u32) -> *const c_char {
+    crate::types::c_name(HEALTH_NAMES.get(status as usize))
+}
+
+/// The check status's public name (`"pending"`, `"healthy"`, `"unhealthy"`), or `"unknown"`
+/// (also for ::TW_CHECK_STATUS_UNKNOWN). Static; never free it.
+#[no_mangle]
+pub extern "C" fn tw_check_status_str(status: u32) -> *const c_char {
+    crate::types::c_name(CHECK_NAMES.get((status as usize).wrapping_sub(1)))
 }

@@ -232,7 +232,7 @@ pub unsafe extern "C" fn tw_limiter_set_listener(
 /// # Safety
 /// `l` is a live limiter; `out` is writable; `err` is NULL or a writable `tw_error *`.
 #[no_mangle]
-pub unsafe extern "C" fn tw_limiter_metrics(
+pub unsafe extern "C" fn tw_limiter_get_metrics(
     l: *const tw_limiter,
     out: *mut tw_limiter_metrics,
     err: *mut *mut tw_error,
@@ -395,7 +395,7 @@ pub unsafe extern "C" fn tw_keyed_limiter_poll_event(
 /// # Safety
 /// `l` is a live keyed limiter; `out` is writable; `err` is NULL or a writable `tw_error *`.
 #[no_mangle]
-pub unsafe extern "C" fn tw_keyed_limiter_metrics(
+pub unsafe extern "C" fn tw_keyed_limiter_get_metrics(
     l: *const tw_keyed_limiter,
     out: *mut tw_keyed_limiter_metrics,
     err: *mut *mut tw_error,

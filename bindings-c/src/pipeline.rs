@@ -599,7 +599,7 @@ pub unsafe extern "C" fn tw_pipeline_poll_timeout(
 /// # Safety
 /// `p` is a live pipeline; `out` is writable; `err` is NULL or a writable `tw_error *`.
 #[no_mangle]
-pub unsafe extern "C" fn tw_pipeline_stats(
+pub unsafe extern "C" fn tw_pipeline_get_stats(
     p: *const tw_pipeline,
     out: *mut tw_pipeline_stats,
     err: *mut *mut tw_error,
@@ -695,7 +695,7 @@ pub unsafe extern "C" fn tw_pipeline_prometheus(
 /// # Safety
 /// `p` is a live pipeline; `out` is writable; `err` is NULL or a writable `tw_error *`.
 #[no_mangle]
-pub unsafe extern "C" fn tw_pipeline_breaker_state(
+pub unsafe extern "C" fn tw_pipeline_get_breaker_state(
     p: *const tw_pipeline,
     out: *mut tw_breaker_state,
     err: *mut *mut tw_error,
@@ -716,50 +716,69 @@ pub unsafe extern "C" fn tw_pipeline_breaker_state(
     }
 }
 
-macro_rules! pipeline_breaker_command {
-    ($(#[$doc:meta])* $name:ident, $method:ident) => {
-        $(#[$doc])*
-        /// ::TW_STATUS_NOT_CONFIGURED without a breaker.
-        ///
-        /// # Safety
-        /// `p` is a live pipeline; `err` is NULL or a writable `tw_error *`.
-        #[no_mangle]
-        pub unsafe extern "C" fn $name(
-            p: *mut tw_pipeline,
-            now_ns: u64,
-            err: *mut *mut tw_error,
-        ) -> tw_status {
-            // SAFETY: pointers per the contract.
-            unsafe {
-                guard(err, || {
-                    pipeline(p)?.input(|c| {
-                        let b = c
-                            .breaker_mut()
-                            .ok_or_else(|| Error::not_configured("circuitBreaker"))?;
-                        b.$method(Instant::from_nanos(now_ns));
-                        Ok(())
-                    })
-                })
-            }
-        }
-    };
+/// # Safety
+/// `p` is NULL or a live pipeline; `err` is NULL or a writable `tw_error *`.
+unsafe fn breaker_command(
+    p: *mut tw_pipeline,
+    now_ns: u64,
+    err: *mut *mut tw_error,
+    f: fn(&mut tripwire_core::CircuitBreaker, Instant),
+) -> tw_status {
+    // SAFETY: pointers per the contract.
+    unsafe {
+        guard(err, || {
+            pipeline(p)?.input(|c| {
+                let b = c
+                    .breaker_mut()
+                    .ok_or_else(|| Error::not_configured("circuitBreaker"))?;
+                f(b, Instant::from_nanos(now_ns));
+                Ok(())
+            })
+        })
+    }
 }
 
-pipeline_breaker_command!(
-    /// Force the pipeline's breaker open until reset.
-    tw_pipeline_breaker_force_open,
-    force_open
-);
-pipeline_breaker_command!(
-    /// Disable the pipeline's breaker (admit all, record metrics) until reset.
-    tw_pipeline_breaker_disable,
-    disable
-);
-pipeline_breaker_command!(
-    /// Reset the pipeline's breaker to closed.
-    tw_pipeline_breaker_reset,
-    reset
-);
+/// Force the pipeline's breaker open until reset. ::TW_STATUS_NOT_CONFIGURED without a breaker.
+///
+/// # Safety
+/// `p` is a live pipeline; `err` is NULL or a writable `tw_error *`.
+#[no_mangle]
+pub unsafe extern "C" fn tw_pipeline_breaker_force_open(
+    p: *mut tw_pipeline,
+    now_ns: u64,
+    err: *mut *mut tw_error,
+) -> tw_status {
+    // SAFETY: per the contract.
+    unsafe { breaker_command(p, now_ns, err, tripwire_core::CircuitBreaker::force_open) }
+}
+
+/// Disable the pipeline's breaker (admit all, record metrics) until reset. ::TW_STATUS_NOT_CONFIGURED without a breaker.
+///
+/// # Safety
+/// `p` is a live pipeline; `err` is NULL or a writable `tw_error *`.
+#[no_mangle]
+pub unsafe extern "C" fn tw_pipeline_breaker_disable(
+    p: *mut tw_pipeline,
+    now_ns: u64,
+    err: *mut *mut tw_error,
+) -> tw_status {
+    // SAFETY: per the contract.
+    unsafe { breaker_command(p, now_ns, err, tripwire_core::CircuitBreaker::disable) }
+}
+
+/// Reset the pipeline's breaker to closed. ::TW_STATUS_NOT_CONFIGURED without a breaker.
+///
+/// # Safety
+/// `p` is a live pipeline; `err` is NULL or a writable `tw_error *`.
+#[no_mangle]
+pub unsafe extern "C" fn tw_pipeline_breaker_reset(
+    p: *mut tw_pipeline,
+    now_ns: u64,
+    err: *mut *mut tw_error,
+) -> tw_status {
+    // SAFETY: per the contract.
+    unsafe { breaker_command(p, now_ns, err, tripwire_core::CircuitBreaker::reset) }
+}
 
 /// Append a fallback to the pipeline's chain; tw_pipeline_execute() tries them in order when
 /// a call fails with a kind the config's `fallback.on` lists (all kinds without a `fallback`

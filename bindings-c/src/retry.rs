@@ -391,7 +391,7 @@ pub unsafe extern "C" fn tw_retry_budget(
 /// # Safety
 /// `r` is a live retry policy; `out` is writable; `err` is NULL or a writable `tw_error *`.
 #[no_mangle]
-pub unsafe extern "C" fn tw_retry_metrics(
+pub unsafe extern "C" fn tw_retry_get_metrics(
     r: *const tw_retry,
     out: *mut tw_retry_metrics,
     err: *mut *mut tw_error,

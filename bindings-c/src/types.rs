@@ -301,3 +301,126 @@ pub struct tw_attempt {
 pub type tw_attempt_fn = Option<
     unsafe extern "C" fn(ctx: *mut std::ffi::c_void, attempt: *mut tw_attempt) -> RawOutcome,
 >;
+
+/// A name as a NUL-terminated C string, built at compile time from the core's `const` names
+/// (a name longer than 31 bytes fails the build).
+pub(crate) const fn nul(name: &str) -> [u8; 32] {
+    let b = name.as_bytes();
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < b.len() {
+        out[i] = b[i];
+        i += 1;
+    }
+    assert!(b.len() < 32, "a public name is longer than 31 bytes");
+    out
+}
+
+/// The C string for a table entry, or "unknown".
+pub(crate) fn c_name(name: Option<&'static [u8; 32]>) -> *const std::ffi::c_char {
+    name.map_or(c"unknown".as_ptr(), |n| n.as_ptr().cast())
+}
+
+static KIND_NAMES: [[u8; 32]; 10] = [
+    nul(ErrorKind::CircuitOpen.as_str()),
+    nul(ErrorKind::BulkheadFull.as_str()),
+    nul(ErrorKind::QueueTimeout.as_str()),
+    nul(ErrorKind::RateLimited.as_str()),
+    nul(ErrorKind::Timeout.as_str()),
+    nul(ErrorKind::RetriesExhausted.as_str()),
+    nul(ErrorKind::BudgetExhausted.as_str()),
+    nul(ErrorKind::DeadlineExceeded.as_str()),
+    nul(ErrorKind::Failure.as_str()),
+    nul(ErrorKind::InvalidConfig.as_str()),
+];
+
+static STATE_NAMES: [[u8; 32]; 5] = [
+    nul(BreakerState::Closed.as_str()),
+    nul(BreakerState::Open.as_str()),
+    nul(BreakerState::HalfOpen.as_str()),
+    nul(BreakerState::ForcedOpen.as_str()),
+    nul(BreakerState::Disabled.as_str()),
+];
+
+const CLOSED: BreakerState = BreakerState::Closed;
+
+static EVENT_NAMES: [[u8; 32]; 6] = [
+    nul(EventKind::StateChanged {
+        from: CLOSED,
+        to: CLOSED,
+    }
+    .name()),
+    nul(EventKind::Rejected {
+        reason: ErrorKind::CircuitOpen,
+        retry_after: None,
+    }
+    .name()),
+    nul(EventKind::RetryScheduled {
+        attempt: 0,
+        delay: Duration::ZERO,
+    }
+    .name()),
+    nul(EventKind::GaveUp {
+        reason: ErrorKind::Failure,
+        attempts: 0,
+    }
+    .name()),
+    nul(EventKind::Queued { ticket: 0 }.name()),
+    nul(EventKind::Woken { ticket: 0 }.name()),
+];
+
+/// The kind's public name (`"circuitOpen"`, the same in every language; `"none"` for
+/// ::TW_KIND_NONE), or `"unknown"`. Static; never free it.
+#[no_mangle]
+pub extern "C" fn tw_kind_str(kind: u32) -> *const std::ffi::c_char {
+    if kind == tw_kind::None as u32 {
+        return c"none".as_ptr();
+    }
+    // Values are the core's codes (1-based, in declaration order); the table is checked
+    // against `ErrorKind::code` in the tests.
+    c_name(KIND_NAMES.get((kind as usize).wrapping_sub(1)))
+}
+
+/// The breaker state's public name (`"closed"`, `"open"`, `"halfOpen"`, `"forcedOpen"`,
+/// `"disabled"`), or `"unknown"`. Static; never free it.
+#[no_mangle]
+pub extern "C" fn tw_breaker_state_str(state: RawBreakerState) -> *const std::ffi::c_char {
+    c_name(STATE_NAMES.get(state as usize))
+}
+
+/// The event type's public name (`"stateChanged"`, `"rejected"`, `"retryScheduled"`,
+/// `"gaveUp"`, `"queued"`, `"woken"`), or `"unknown"`. Static; never free it.
+#[no_mangle]
+pub extern "C" fn tw_event_type_str(event_type: u32) -> *const std::ffi::c_char {
+    c_name(EVENT_NAMES.get((event_type as usize).wrapping_sub(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn s(p: *const std::ffi::c_char) -> &'static str {
+        // SAFETY: the functions return static NUL-terminated strings.
+        unsafe { CStr::from_ptr(p) }.to_str().unwrap()
+    }
+
+    #[test]
+    fn names_follow_the_core_codes() {
+        for k in ErrorKind::ALL {
+            assert_eq!(s(tw_kind_str(tw_kind::from(k) as u32)), k.as_str());
+            assert_eq!(tw_kind::from(k) as u32, k.code());
+        }
+        assert_eq!(s(tw_kind_str(0)), "none");
+        assert_eq!(s(tw_kind_str(11)), "unknown");
+        for raw in 0..5 {
+            let state = breaker_state_from_raw(raw).unwrap();
+            assert_eq!(s(tw_breaker_state_str(raw)), state.as_str());
+            assert_eq!(tw_breaker_state::from(state) as u32, state.code());
+        }
+        assert_eq!(s(tw_breaker_state_str(5)), "unknown");
+        assert_eq!(s(tw_event_type_str(1)), "stateChanged");
+        assert_eq!(s(tw_event_type_str(6)), "woken");
+        assert_eq!(s(tw_event_type_str(0)), "unknown");
+    }
+}
