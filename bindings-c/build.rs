@@ -17,6 +17,11 @@ fn main() {
         }
         Err(e) => panic!("cbindgen could not generate include/tripwire.h: {e}"),
     }
+    // A versioned soname, so that an installed libtripwire.so.0 can be upgraded in place.
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_else(|_| "0".into());
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libtripwire.so.{major}");
+    }
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
 }
