@@ -2154,6 +2154,18 @@ enum tw_status tw_keyed_limiter_poll_event(struct tw_keyed_limiter *l,
                                            struct tw_error **err);
 
 /**
+ * Deliver events to `listener(ctx, event)` after every input. NULL removes the listener.
+ *
+ * # Safety
+ * `l` is a live keyed limiter; `listener` (if any) may be called with `ctx` from any thread
+ * that uses `l`; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_keyed_limiter_set_listener(struct tw_keyed_limiter *l,
+                                             tw_event_fn listener,
+                                             void *ctx,
+                                             struct tw_error **err);
+
+/**
  * The keyed limiter's counters and gauges.
  *
  * # Safety

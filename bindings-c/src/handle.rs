@@ -139,3 +139,32 @@ pub(crate) unsafe fn free<H>(p: *mut H) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Counter(u32);
+
+    impl Drain for Counter {
+        type Event = u32;
+        fn pop_event(&mut self) -> Option<u32> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_panic_inside_a_handle_poisons_it_into_an_error() {
+        let shared = Shared::new(Counter(0));
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = shared.with(|c| -> Result<(), Error> {
+                c.0 += 1;
+                panic!("inside the core");
+            });
+        }));
+        assert!(caught.is_err());
+        let e = shared.with(|c| Ok(c.0)).unwrap_err();
+        assert_eq!(e.status, tw_status::Poisoned);
+    }
+}

@@ -805,25 +805,6 @@ fn iso8601(since: Duration) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::iso8601;
-    use std::time::Duration;
-
-    #[test]
-    fn timestamps_are_iso8601_utc() {
-        assert_eq!(iso8601(Duration::ZERO), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            iso8601(Duration::from_millis(951_782_400_123)),
-            "2000-02-29T00:00:00.123Z"
-        );
-        assert_eq!(
-            iso8601(Duration::from_secs(1_798_761_599)),
-            "2026-12-31T23:59:59.000Z"
-        );
-    }
-}
-
 static HEALTH_NAMES: [[u8; 32]; 3] = [
     crate::types::nul(HealthStatus::Healthy.as_str()),
     crate::types::nul(HealthStatus::Degraded.as_str()),
@@ -848,4 +829,23 @@ pub extern "C" fn tw_health_status_str(status: u32) -> *const c_char {
 #[no_mangle]
 pub extern "C" fn tw_check_status_str(status: u32) -> *const c_char {
     crate::types::c_name(CHECK_NAMES.get((status as usize).wrapping_sub(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iso8601;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_are_iso8601_utc() {
+        assert_eq!(iso8601(Duration::ZERO), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            iso8601(Duration::from_millis(951_782_400_123)),
+            "2000-02-29T00:00:00.123Z"
+        );
+        assert_eq!(
+            iso8601(Duration::from_secs(1_798_761_599)),
+            "2026-12-31T23:59:59.000Z"
+        );
+    }
 }

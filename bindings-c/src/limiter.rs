@@ -390,6 +390,28 @@ pub unsafe extern "C" fn tw_keyed_limiter_poll_event(
     }
 }
 
+/// Deliver events to `listener(ctx, event)` after every input. NULL removes the listener.
+///
+/// # Safety
+/// `l` is a live keyed limiter; `listener` (if any) may be called with `ctx` from any thread
+/// that uses `l`; `err` is NULL or a writable `tw_error *`.
+#[no_mangle]
+pub unsafe extern "C" fn tw_keyed_limiter_set_listener(
+    l: *mut tw_keyed_limiter,
+    listener: tw_event_fn,
+    ctx: *mut c_void,
+    err: *mut *mut tw_error,
+) -> tw_status {
+    // SAFETY: pointers per the contract.
+    unsafe {
+        guard(err, || {
+            handle(l, "keyed limiter")?
+                .0
+                .set_listener(listener.map(|f| (f, Ctx(ctx))))
+        })
+    }
+}
+
 /// The keyed limiter's counters and gauges.
 ///
 /// # Safety

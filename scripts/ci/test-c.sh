@@ -121,6 +121,14 @@ else
   failed=$((failed + 1))
 fi
 
+# --- the README's quick start is the tested file -----------------------------------------
+if diff <(sed -n '/<!-- quickstart.c begin -->/,/<!-- quickstart.c end -->/p' bindings-c/README.md | sed '1,2d;$d' | sed '$d') "$T/quickstart.c" >/dev/null; then
+  passed=$((passed + 1))
+else
+  echo "test-c: FAILED: the quick start in bindings-c/README.md differs from bindings-c/tests/quickstart.c"
+  failed=$((failed + 1))
+fi
+
 # --- make install into a temporary prefix; the quick start via pkg-config ------------------
 PREFIX=$(mktemp -d)
 trap 'rm -rf "$PREFIX"' EXIT
