@@ -15,6 +15,7 @@
 //! | `breaker.rs`, `limiter.rs`, `bulkhead.rs`, `retry.rs`, `health.rs` | one handle each |
 //! | `config.rs` | `tw_config_validate` |
 #![allow(non_camel_case_types)]
+#![warn(missing_docs)]
 
 pub mod breaker;
 pub mod bulkhead;
