@@ -821,14 +821,18 @@ static CHECK_NAMES: [[u8; 32]; 3] = [
 /// `"unknown"`. Static; never free it.
 #[no_mangle]
 pub extern "C" fn tw_health_status_str(status: u32) -> *const c_char {
-    crate::types::c_name(HEALTH_NAMES.get(status as usize))
+    crate::error::guard_value(c"unknown".as_ptr(), || {
+        crate::types::c_name(HEALTH_NAMES.get(status as usize))
+    })
 }
 
 /// The check status's public name (`"pending"`, `"healthy"`, `"unhealthy"`), or `"unknown"`
 /// (also for ::TW_CHECK_STATUS_UNKNOWN). Static; never free it.
 #[no_mangle]
 pub extern "C" fn tw_check_status_str(status: u32) -> *const c_char {
-    crate::types::c_name(CHECK_NAMES.get((status as usize).wrapping_sub(1)))
+    crate::error::guard_value(c"unknown".as_ptr(), || {
+        crate::types::c_name(CHECK_NAMES.get((status as usize).wrapping_sub(1)))
+    })
 }
 
 #[cfg(test)]

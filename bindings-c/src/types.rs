@@ -373,26 +373,32 @@ static EVENT_NAMES: [[u8; 32]; 6] = [
 /// ::TW_KIND_NONE), or `"unknown"`. Static; never free it.
 #[no_mangle]
 pub extern "C" fn tw_kind_str(kind: u32) -> *const std::ffi::c_char {
-    if kind == tw_kind::None as u32 {
-        return c"none".as_ptr();
-    }
-    // Values are the core's codes (1-based, in declaration order); the table is checked
-    // against `ErrorKind::code` in the tests.
-    c_name(KIND_NAMES.get((kind as usize).wrapping_sub(1)))
+    crate::error::guard_value(c"unknown".as_ptr(), || {
+        if kind == tw_kind::None as u32 {
+            return c"none".as_ptr();
+        }
+        // Values are the core's codes (1-based, in declaration order); the table is checked
+        // against `ErrorKind::code` in the tests.
+        c_name(KIND_NAMES.get((kind as usize).wrapping_sub(1)))
+    })
 }
 
 /// The breaker state's public name (`"closed"`, `"open"`, `"halfOpen"`, `"forcedOpen"`,
 /// `"disabled"`), or `"unknown"`. Static; never free it.
 #[no_mangle]
 pub extern "C" fn tw_breaker_state_str(state: RawBreakerState) -> *const std::ffi::c_char {
-    c_name(STATE_NAMES.get(state as usize))
+    crate::error::guard_value(c"unknown".as_ptr(), || {
+        c_name(STATE_NAMES.get(state as usize))
+    })
 }
 
 /// The event type's public name (`"stateChanged"`, `"rejected"`, `"retryScheduled"`,
 /// `"gaveUp"`, `"queued"`, `"woken"`), or `"unknown"`. Static; never free it.
 #[no_mangle]
 pub extern "C" fn tw_event_type_str(event_type: u32) -> *const std::ffi::c_char {
-    c_name(EVENT_NAMES.get((event_type as usize).wrapping_sub(1)))
+    crate::error::guard_value(c"unknown".as_ptr(), || {
+        c_name(EVENT_NAMES.get((event_type as usize).wrapping_sub(1)))
+    })
 }
 
 #[cfg(test)]
