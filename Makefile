@@ -5,9 +5,9 @@
 SHELL := /bin/bash
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test demo bench js python c install test-rust test-js test-python test-c lint
+.PHONY: test demo bench js python c install test-rust test-cli test-js test-python test-c lint
 
-test: lint test-rust test-js test-python test-c
+test: lint test-rust test-cli test-js test-python test-c
 	@echo "make test: every check passed"
 
 lint:
@@ -15,6 +15,9 @@ lint:
 
 test-rust:
 	@bash scripts/ci/test-rust.sh
+
+test-cli:
+	@bash scripts/ci/test-cli.sh
 
 test-js:
 	@bash scripts/ci/test-js.sh

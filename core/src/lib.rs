@@ -22,6 +22,34 @@
 //! ```
 //!
 //! After any input, drain the outputs, then re-read the timeout.
+//!
+//! ## Quick start
+//!
+//! ```
+//! use tripwire_core::pipeline::{Pipeline, Report, Step};
+//! use tripwire_core::{ErrorKind, Instant};
+//!
+//! let config = r#"{"circuitBreaker": {"trip": {"consecutiveFailures": 1}},
+//!                  "retry": {"maxRetries": 1, "backoff": {"type": "constant", "base": "100ms", "jitter": "none"}},
+//!                  "timeout": {"perAttempt": "1s"}}"#;
+//! let mut p = Pipeline::from_json(config, 7)?;
+//! let ms = |v: u64| Instant::from_nanos(v * 1_000_000);
+//!
+//! let call = p.begin(ms(0), None);
+//! assert_eq!(p.poll(call, ms(0))?, Step::Attempt { attempt: 1, deadline: Some(ms(1_000)) });
+//! p.report(call, Report::failure(true, None), ms(20))?; // the function failed, retryably
+//! assert_eq!(p.poll(call, ms(20))?, Step::Sleep { until: ms(120) });
+//! assert_eq!(p.poll(call, ms(120))?, Step::Attempt { attempt: 2, deadline: Some(ms(1_120)) });
+//! p.report(call, Report::failure(true, None), ms(130))?;
+//! let Step::Fail(failure) = p.poll(call, ms(130))? else { unreachable!() };
+//! assert_eq!((failure.kind, failure.attempts), (ErrorKind::RetriesExhausted, 2));
+//!
+//! // The breaker (outside retry) saw one failed call and opened: the next call fails fast.
+//! let next = p.begin(ms(140), None);
+//! let Step::Fail(failure) = p.poll(next, ms(140))? else { unreachable!() };
+//! assert_eq!(failure.kind, ErrorKind::CircuitOpen);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -31,6 +59,8 @@ pub mod config;
 pub mod deadline;
 pub mod error;
 pub mod event;
+#[cfg(feature = "futures")]
+pub mod execute;
 pub mod health;
 pub mod keyed;
 pub mod metrics;

@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 use crate::breaker::{
     Admission, BreakerConfig, BreakerMetrics, CircuitBreaker, Outcome as BreakerOutcome, Permit,
@@ -37,6 +38,7 @@ use crate::config::from_json_str;
 use crate::deadline::{min_deadline, TimeoutConfig};
 use crate::error::{ConfigError, Issues, UsageError};
 use crate::event::{ErrorKind, Event, EventKind, EventQueue};
+use crate::keyed::{Keyed, KeyedState};
 use crate::rate_limit::{RateDecision, RateLimitConfig, RateLimitMetrics, RateLimiter};
 use crate::retry::{
     FailureInfo, GiveUp, Retry, RetryConfig, RetryDecision, RetryMetrics, RetryState,
@@ -142,6 +144,46 @@ pub struct PipelineConfig {
     /// PRNG seed for jitter (wins over the policy file's and the host's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// One circuit breaker and one rate limiter per key (per host, per user...), with bounded
+    /// memory; the bulkhead and the retry budget stay shared by every key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyed: Option<KeyedConfig>,
+}
+
+/// `{"maxKeys": 10000, "idleExpiry": "10m"}`: how many keys a keyed pipeline remembers.
+///
+/// A key whose breaker and limiter are idle (closed with nothing remembered, limiter full) may
+/// be evicted, least recently used first, or dropped after `idleExpiry` without use; a key
+/// whose breaker is open or whose limiter is limiting is never evicted. When every key is busy
+/// and the map is full, a call for a new key fails closed with `rateLimited`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct KeyedConfig {
+    /// The most keys held at once (default 10 000).
+    #[serde(default = "default_max_keys")]
+    pub max_keys: u32,
+    /// Idle keys unused this long are dropped (default 10 minutes; `null` keeps them until
+    /// the map needs room).
+    #[serde(default = "default_idle_expiry")]
+    pub idle_expiry: Option<crate::config::ConfigDuration>,
+}
+
+fn default_max_keys() -> u32 {
+    10_000
+}
+
+fn default_idle_expiry() -> Option<crate::config::ConfigDuration> {
+    Some(crate::config::ConfigDuration::from_secs(600))
+}
+
+impl Default for KeyedConfig {
+    fn default() -> Self {
+        KeyedConfig {
+            max_keys: default_max_keys(),
+            idle_expiry: default_idle_expiry(),
+        }
+    }
 }
 
 impl PipelineConfig {
@@ -180,6 +222,26 @@ impl PipelineConfig {
                 issues.extend("timeout", e);
             }
         }
+        if let Some(f) = &self.fallback {
+            if let Some(i) = f.on.iter().position(|k| *k == ErrorKind::InvalidConfig) {
+                issues.push(
+                    format!("fallback.on[{i}]"),
+                    "invalidConfig is not a way a call can fail",
+                );
+            }
+        }
+        if let Some(k) = &self.keyed {
+            if k.max_keys == 0 {
+                issues.push("keyed.maxKeys", "must be >= 1, got 0");
+            }
+            if k.idle_expiry.is_some_and(|d| d.nanos() == 0) {
+                issues.push("keyed.idleExpiry", "must be > 0, got 0");
+            }
+            if self.circuit_breaker.is_none() && self.rate_limit.is_none() {
+                issues.push("keyed", "needs a circuitBreaker or a rateLimit to key");
+            }
+        }
+
         if let Some(order) = &self.order {
             for (i, stage) in order.iter().enumerate() {
                 if order[..i].contains(stage) {
@@ -432,6 +494,9 @@ pub struct PipelineStats {
     pub retry: Option<RetryMetrics>,
     /// Retry budget tokens left, when there is a budget.
     pub budget_tokens: Option<f64>,
+    /// Keys held by a keyed pipeline (`None` when not keyed; per-key breaker and limiter
+    /// metrics are then not aggregated into `breaker` and `rate_limit`).
+    pub keys: Option<u64>,
 }
 
 fn serialize_failed<S: serde::Serializer>(
@@ -516,7 +581,7 @@ impl Call {
 /// A hasher for the pipeline's own small sequential integers (bulkhead tickets): they are not
 /// attacker-chosen, so a multiplicative mix is enough and costs nothing.
 #[derive(Default)]
-struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -532,7 +597,7 @@ impl Hasher for IdHasher {
     }
 }
 
-type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
 /// The layout of stages derived from `order`: which are per call and which per attempt.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -587,6 +652,19 @@ impl Layout {
         self.inner.contains(&Some(stage))
     }
 }
+/// The per-key policies of a keyed pipeline.
+#[derive(Debug)]
+struct KeyEntry {
+    breaker: Option<CircuitBreaker>,
+    limiter: Option<RateLimiter>,
+}
+
+impl KeyedState for KeyEntry {
+    fn is_idle(&self, now: Instant) -> bool {
+        self.breaker.as_ref().is_none_or(|b| b.is_idle(now))
+            && self.limiter.as_ref().is_none_or(|l| l.is_idle(now))
+    }
+}
 
 /// The policies of one pipeline composed around many concurrent calls.
 #[derive(Debug)]
@@ -597,6 +675,11 @@ pub struct Pipeline {
     bulkhead: Option<Bulkhead>,
     breaker: Option<CircuitBreaker>,
     retry: Option<Retry>,
+    /// Per-key breakers and limiters (replacing `breaker` and `limiter`) when `keyed`.
+    keyed: Option<Keyed<KeyEntry>>,
+    /// The key of each call slot, for keyed pipelines.
+    keys: Vec<Option<Box<str>>>,
+    breaker_config: Option<Arc<BreakerConfig>>,
     fallback_on: u32,
     rng: Rng,
     clock: Monotonic,
@@ -608,6 +691,16 @@ pub struct Pipeline {
     events: EventQueue,
     stats: PipelineStats,
 }
+fn new_keyed_map(k: &KeyedConfig, seed: u64) -> Keyed<KeyEntry> {
+    // The map's hash keys come from the pipeline's seed, scrambled so they differ from the
+    // jitter stream: keys are attacker-chosen and the hash must not be predictable from it.
+    let hash_seed = Rng::new(seed ^ 0x6b65_7965_645f_6d61).next_u64();
+    Keyed::new(
+        k.max_keys as usize,
+        k.idle_expiry.map(|d| d.get()),
+        hash_seed,
+    )
+}
 
 fn kinds_mask(kinds: &[ErrorKind]) -> u32 {
     kinds.iter().fold(0, |m, k| m | (1 << k.code()))
@@ -617,22 +710,31 @@ impl Pipeline {
     /// Build a pipeline. `host_seed` seeds jitter when the config has no `seed`.
     pub fn new(config: PipelineConfig, host_seed: u64) -> Result<Pipeline, ConfigError> {
         config.validate()?;
-        let limiter = config
+        let mut limiter = config
             .rate_limit
             .clone()
             .map(RateLimiter::new)
             .transpose()?;
         let bulkhead = config.bulkhead.clone().map(Bulkhead::new).transpose()?;
-        let breaker = config
-            .circuit_breaker
+        let breaker_config = config.circuit_breaker.clone().map(Arc::new);
+        let mut breaker = breaker_config
             .clone()
-            .map(CircuitBreaker::new)
+            .map(CircuitBreaker::with_shared_config)
             .transpose()?;
         let retry = config.retry.clone().map(Retry::new).transpose()?;
         let fallback_on = kinds_mask(&config.fallback.clone().unwrap_or_default().on);
+        let seed = config.seed.unwrap_or(host_seed);
+        let keyed = config.keyed.as_ref().map(|k| {
+            limiter = None;
+            breaker = None;
+            new_keyed_map(k, seed)
+        });
         Ok(Pipeline {
             layout: Layout::new(&config),
-            rng: Rng::new(config.seed.unwrap_or(host_seed)),
+            rng: Rng::new(seed),
+            keyed,
+            keys: Vec::new(),
+            breaker_config,
             config,
             limiter,
             bulkhead,
@@ -660,20 +762,44 @@ impl Pipeline {
     pub fn config(&self) -> &PipelineConfig {
         &self.config
     }
-
-    /// The circuit breaker, if configured (for `state`, `force_open`, `reset`...).
+    /// The circuit breaker, if configured and not keyed (for `state`, `force_open`,
+    /// `reset`...).
     pub fn breaker_mut(&mut self) -> Option<&mut CircuitBreaker> {
         self.breaker.as_mut()
     }
 
-    /// The circuit breaker, if configured.
+    /// The circuit breaker, if configured and not keyed.
     #[must_use]
     pub fn breaker(&self) -> Option<&CircuitBreaker> {
         self.breaker.as_ref()
     }
 
-    /// Begin a call at `now`, optionally bounded by an inherited `deadline`.
+    /// The circuit breaker of `key` on a keyed pipeline, if that key is held.
+    pub fn keyed_breaker_mut(&mut self, key: &str) -> Option<&mut CircuitBreaker> {
+        self.keyed.as_mut()?.get_mut(key)?.breaker.as_mut()
+    }
+
+    /// The circuit breaker of `key` on a keyed pipeline, if that key is held.
+    #[must_use]
+    pub fn keyed_breaker(&self, key: &str) -> Option<&CircuitBreaker> {
+        self.keyed.as_ref()?.get(key)?.breaker.as_ref()
+    }
+
+    /// How many keys a keyed pipeline holds now (`None` when not keyed).
+    #[must_use]
+    pub fn keys(&self) -> Option<usize> {
+        self.keyed.as_ref().map(Keyed::len)
+    }
+    /// Begin a call at `now`, optionally bounded by an inherited `deadline`. On a keyed
+    /// pipeline this is the call for the empty key.
     pub fn begin(&mut self, now: Instant, deadline: Option<Instant>) -> CallId {
+        self.begin_keyed("", now, deadline)
+    }
+
+    /// Begin a call for `key` (a host, a user...): on a keyed pipeline it passes that key's
+    /// breaker and limiter; on an unkeyed one the key is ignored. Keyed calls copy their key
+    /// (one small allocation per call).
+    pub fn begin_keyed(&mut self, key: &str, now: Instant, deadline: Option<Instant>) -> CallId {
         let now = self.clock.observe(now);
         let mut deadline = deadline;
         if let Some(t) = &self.config.timeout {
@@ -701,6 +827,32 @@ impl Pipeline {
         };
         self.stats.calls += 1;
         self.stats.in_flight += 1;
+        if let Some(map) = self.keyed.as_mut() {
+            if self.keys.len() <= index as usize {
+                self.keys.resize(index as usize + 1, None);
+            }
+            self.keys[index as usize] = Some(key.into());
+            let (config, limits) = (&self.breaker_config, &self.config.rate_limit);
+            let made = map.try_get_or_insert_with(key, now, || KeyEntry {
+                // Both were validated when the pipeline was built.
+                breaker: config
+                    .clone()
+                    .and_then(|c| CircuitBreaker::with_shared_config(c).ok()),
+                limiter: limits.clone().and_then(|c| RateLimiter::new(c).ok()),
+            });
+            if let Err(full) = made {
+                let retry_after = full.retry_at.map(|t| t.saturating_duration_since(now));
+                self.events.push(Event {
+                    at: now,
+                    kind: EventKind::Rejected {
+                        reason: ErrorKind::RateLimited,
+                        retry_after,
+                    },
+                });
+                self.finish_fail(index, ErrorKind::RateLimited, retry_after, None, now);
+                return CallId { index, generation };
+            }
+        }
         if self.pushback_until > now {
             let wait = self.pushback_until.saturating_duration_since(now);
             let retry_after = Some(wait);
@@ -714,6 +866,21 @@ impl Pipeline {
             self.finish_fail(index, ErrorKind::RateLimited, Some(wait), None, now);
         }
         CallId { index, generation }
+    }
+    /// The breaker call slot `i` passes: the pipeline's, or its key's.
+    fn breaker_of(&mut self, i: usize) -> Option<&mut CircuitBreaker> {
+        match self.keyed.as_mut() {
+            Some(map) => map.get_mut(self.keys.get(i)?.as_deref()?)?.breaker.as_mut(),
+            None => self.breaker.as_mut(),
+        }
+    }
+
+    /// The rate limiter call slot `i` passes: the pipeline's, or its key's.
+    fn limiter_of(&mut self, i: usize) -> Option<&mut RateLimiter> {
+        match self.keyed.as_mut() {
+            Some(map) => map.get_mut(self.keys.get(i)?.as_deref()?)?.limiter.as_mut(),
+            None => self.limiter.as_mut(),
+        }
     }
 
     fn slot(&self, call: CallId) -> Result<usize, UsageError> {
@@ -729,7 +896,7 @@ impl Pipeline {
         let i = self.slot(call)?;
         let now = self.clock.observe(now);
         let step = self.advance(i, now);
-        self.drain_policy_events();
+        self.drain_policy_events(i);
         step
     }
 
@@ -800,18 +967,21 @@ impl Pipeline {
             }
             match stage {
                 Stage::RateLimit => {
-                    let Some(limiter) = self.limiter.as_mut() else {
+                    let deadline = self.calls[i].deadline;
+                    let Some(limiter) = self.limiter_of(i) else {
                         continue;
                     };
-                    if let Some(dl) = self.calls[i].deadline {
-                        // Do not reserve capacity for a wait the call cannot afford.
-                        if let RateDecision::Wait(d) = limiter.peek(now, 1) {
-                            if now.saturating_add(d) >= dl {
-                                self.refuse(i, stage, ErrorKind::DeadlineExceeded, None, now);
-                                return None;
-                            }
-                        }
+                    // Do not reserve capacity for a wait the call cannot afford.
+                    let unaffordable = deadline.is_some_and(|dl| {
+                        matches!(limiter.peek(now, 1), RateDecision::Wait(d) if now.saturating_add(d) >= dl)
+                    });
+                    if unaffordable {
+                        self.refuse(i, stage, ErrorKind::DeadlineExceeded, None, now);
+                        return None;
                     }
+                    let Some(limiter) = self.limiter_of(i) else {
+                        continue;
+                    };
                     match limiter.check(now, 1) {
                         RateDecision::Allowed => self.calls[i].held |= bit,
                         RateDecision::Wait(d) => {
@@ -855,7 +1025,7 @@ impl Pipeline {
                     }
                 }
                 _ => {
-                    let Some(breaker) = self.breaker.as_mut() else {
+                    let Some(breaker) = self.breaker_of(i) else {
                         continue;
                     };
                     match breaker.try_acquire(now) {
@@ -917,7 +1087,7 @@ impl Pipeline {
         let inner = self.calls[i].outer_done && self.layout.is_inner(stage);
         if inner && kind != ErrorKind::DeadlineExceeded && self.retry.is_some() {
             // A per-attempt refusal is a failed attempt: retry it after its own hint.
-            self.release_inner(i, now, BreakerOutcome::Ignored);
+            self.release_inner(i, now, None);
             self.calls[i].last_kind = Some(kind);
             self.after_failure(
                 i,
@@ -949,7 +1119,7 @@ impl Pipeline {
             Outcome::Failure | Outcome::Timeout => BreakerOutcome::Failure,
             Outcome::Ignored => BreakerOutcome::Ignored,
         };
-        self.release_inner(i, now, breaker_outcome);
+        self.release_inner(i, now, Some(breaker_outcome));
         if let (Some(hint), Some(r)) = (report.retry_after, self.retry.as_ref()) {
             if r.config().pushback == crate::retry::Pushback::Pipeline {
                 self.pushback_until = self.pushback_until.max(now.saturating_add(hint));
@@ -961,7 +1131,7 @@ impl Pipeline {
                 {
                     r.on_success(state);
                 }
-                self.release_outer(i, now, BreakerOutcome::Success);
+                self.release_outer(i, now, Some(BreakerOutcome::Success));
                 let attempts = self.calls[i].attempts;
                 self.stats.succeeded += 1;
                 self.stats.in_flight -= 1;
@@ -997,7 +1167,7 @@ impl Pipeline {
                 }
             }
         }
-        self.drain_policy_events();
+        self.drain_policy_events(i);
         Ok(())
     }
 
@@ -1044,9 +1214,9 @@ impl Pipeline {
             }
         }
     }
-
-    /// Release the per-attempt stages after an attempt (or a per-attempt refusal).
-    fn release_inner(&mut self, i: usize, now: Instant, outcome: BreakerOutcome) {
+    /// Release the per-attempt stages after an attempt (or a per-attempt refusal, `None`:
+    /// the breaker's permit is abandoned without an outcome).
+    fn release_inner(&mut self, i: usize, now: Instant, outcome: Option<BreakerOutcome>) {
         let layout = self.layout;
         for stage in layout.inner.into_iter().flatten() {
             self.release_stage(i, stage, now, outcome);
@@ -1054,14 +1224,21 @@ impl Pipeline {
     }
 
     /// Release the per-call stages at the end of a call.
-    fn release_outer(&mut self, i: usize, now: Instant, outcome: BreakerOutcome) {
+    fn release_outer(&mut self, i: usize, now: Instant, outcome: Option<BreakerOutcome>) {
         let layout = self.layout;
         for stage in layout.outer.into_iter().flatten() {
             self.release_stage(i, stage, now, outcome);
         }
     }
-
-    fn release_stage(&mut self, i: usize, stage: Stage, now: Instant, outcome: BreakerOutcome) {
+    /// Release one stage the call holds; the breaker records `outcome`, or (`None`) takes
+    /// its permit back without one.
+    fn release_stage(
+        &mut self,
+        i: usize,
+        stage: Stage,
+        now: Instant,
+        outcome: Option<BreakerOutcome>,
+    ) {
         let c = &mut self.calls[i];
         match stage {
             Stage::RateLimit => c.held &= !PASSED_RATE_LIMIT,
@@ -1075,8 +1252,13 @@ impl Pipeline {
             }
             Stage::CircuitBreaker if c.held & HOLDS_BREAKER != 0 => {
                 c.held &= !HOLDS_BREAKER;
-                if let (Some(b), Some(permit)) = (self.breaker.as_mut(), c.permit.take()) {
-                    b.record(permit, outcome, now);
+                if let Some(permit) = c.permit.take() {
+                    if let Some(b) = self.breaker_of(i) {
+                        match outcome {
+                            Some(o) => b.record(permit, o, now),
+                            None => b.release(permit, now),
+                        }
+                    }
                 }
             }
             _ => {}
@@ -1097,14 +1279,8 @@ impl Pipeline {
                 let _ = b.cancel(ticket, now, false);
             }
         }
-        let c = &mut self.calls[i];
-        if c.held & HOLDS_BREAKER != 0 {
-            c.held &= !HOLDS_BREAKER;
-            if let (Some(b), Some(permit)) = (self.breaker.as_mut(), c.permit.take()) {
-                b.release(permit, now);
-            }
-        }
-        self.release_stage(i, Stage::Bulkhead, now, BreakerOutcome::Ignored);
+        self.release_stage(i, Stage::CircuitBreaker, now, None);
+        self.release_stage(i, Stage::Bulkhead, now, None);
         self.calls[i].held = 0;
     }
 
@@ -1147,7 +1323,7 @@ impl Pipeline {
             BreakerOutcome::Failure
         };
         if attempted {
-            self.release_outer(i, now, outcome);
+            self.release_outer(i, now, Some(outcome));
         }
         self.release_all_abandoned(i, now);
         let attempts = self.calls[i].attempts;
@@ -1187,7 +1363,7 @@ impl Pipeline {
             self.stats.in_flight -= 1;
         }
         self.free_slot(i);
-        self.drain_policy_events();
+        self.drain_policy_events(i);
         Ok(())
     }
 
@@ -1210,6 +1386,18 @@ impl Pipeline {
         let pushback = (self.pushback_until > self.clock.last()).then_some(self.pushback_until);
         min_deadline(min_deadline(breaker, bulkhead), pushback)
     }
+    /// Apply the time-driven changes due at `now` eagerly (a breaker's open → halfOpen), for
+    /// hosts that arm a timer at [`Pipeline::poll_timeout`]; without it they happen lazily at
+    /// the next call. Drain events afterwards.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clock.observe(now);
+        if let Some(b) = self.breaker.as_mut() {
+            b.handle_timeout(now);
+            while let Some(e) = b.poll_event() {
+                self.events.push(e);
+            }
+        }
+    }
 
     /// Counters and gauges of the pipeline and its policies.
     #[must_use]
@@ -1221,6 +1409,7 @@ impl Pipeline {
         s.rate_limit = self.limiter.as_ref().map(RateLimiter::metrics);
         s.retry = self.retry.as_ref().map(Retry::metrics);
         s.budget_tokens = self.retry.as_ref().and_then(Retry::budget_tokens);
+        s.keys = self.keys().map(|n| n as u64);
         s
     }
 
@@ -1295,6 +1484,38 @@ impl Pipeline {
             return Err(e);
         }
         let bulkhead_removed = bulkhead.is_none() && self.config.bulkhead.is_some();
+        self.breaker_config = config.circuit_breaker.clone().map(Arc::new);
+        match (&config.keyed, self.keyed.as_mut()) {
+            (Some(k), Some(map)) => {
+                // Every key keeps the state that still fits, like the unkeyed policies.
+                map.set_max_keys(k.max_keys as usize, now);
+                map.set_idle_expiry(k.idle_expiry.map(|d| d.get()));
+                for (_, entry) in map.iter_mut() {
+                    entry.breaker = match (entry.breaker.take(), &self.breaker_config) {
+                        (Some(mut b), Some(c)) => match b.reconfigure_shared(c.clone(), now) {
+                            Ok(()) => Some(b),
+                            Err(_) => CircuitBreaker::with_shared_config(c.clone()).ok(),
+                        },
+                        (None, Some(c)) => CircuitBreaker::with_shared_config(c.clone()).ok(),
+                        (_, None) => None,
+                    };
+                    entry.limiter = match (entry.limiter.take(), &config.rate_limit) {
+                        (Some(mut l), Some(c)) => match l.reconfigure(c.clone(), now) {
+                            Ok(()) => Some(l),
+                            Err(_) => RateLimiter::new(c.clone()).ok(),
+                        },
+                        (None, Some(c)) => RateLimiter::new(c.clone()).ok(),
+                        (_, None) => None,
+                    };
+                }
+            }
+            (Some(k), None) => self.keyed = Some(new_keyed_map(k, self.rng.next_u64())),
+            (None, _) => self.keyed = None,
+        }
+        if self.keyed.is_some() {
+            limiter = None;
+            breaker = None;
+        }
         self.limiter = limiter;
         self.bulkhead = bulkhead;
         self.breaker = breaker;
@@ -1317,10 +1538,22 @@ impl Pipeline {
         }
         Ok(())
     }
-
-    fn drain_policy_events(&mut self) {
-        if let Some(b) = self.breaker.as_mut() {
+    /// Move the policies' queued events (and those of call `i`'s key) into the pipeline's.
+    fn drain_policy_events(&mut self, i: usize) {
+        let (breaker, limiter) = match self.keyed.as_mut() {
+            Some(map) => match self.keys.get(i).and_then(|k| map.get_mut(k.as_deref()?)) {
+                Some(entry) => (entry.breaker.as_mut(), entry.limiter.as_mut()),
+                None => (None, None),
+            },
+            None => (self.breaker.as_mut(), self.limiter.as_mut()),
+        };
+        if let Some(b) = breaker {
             while let Some(e) = b.poll_event() {
+                self.events.push(e);
+            }
+        }
+        if let Some(l) = limiter {
+            while let Some(e) = l.poll_event() {
                 self.events.push(e);
             }
         }
@@ -1329,10 +1562,74 @@ impl Pipeline {
                 self.events.push(e);
             }
         }
-        if let Some(l) = self.limiter.as_mut() {
-            while let Some(e) = l.poll_event() {
-                self.events.push(e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::BreakerState;
+
+    fn ms(v: u64) -> Instant {
+        Instant::from_nanos(v * 1_000_000)
+    }
+
+    #[test]
+    fn handle_timeout_moves_an_open_breaker_to_half_open_eagerly() {
+        let mut p = Pipeline::from_json(
+            r#"{"circuitBreaker": {"trip": {"consecutiveFailures": 1}, "openDuration": 100}}"#,
+            1,
+        )
+        .unwrap();
+        let c = p.begin(ms(0), None);
+        assert!(matches!(p.poll(c, ms(0)).unwrap(), Step::Attempt { .. }));
+        p.report(c, Report::failure(true, None), ms(1)).unwrap();
+        let _ = p.poll(c, ms(1)).unwrap();
+        assert_eq!(p.poll_timeout(), Some(ms(101)));
+        while p.poll_event().is_some() {}
+        p.handle_timeout(ms(100));
+        assert_eq!(
+            p.breaker().unwrap().state(),
+            BreakerState::Open,
+            "not due yet"
+        );
+        p.handle_timeout(ms(101));
+        assert_eq!(p.breaker().unwrap().state(), BreakerState::HalfOpen);
+        let e = p.poll_event().expect("the transition is an event");
+        assert_eq!(
+            e.kind,
+            EventKind::StateChanged {
+                from: BreakerState::Open,
+                to: BreakerState::HalfOpen
             }
-        }
+        );
+        // Time going backwards afterwards changes nothing.
+        p.handle_timeout(ms(5));
+        assert_eq!(p.breaker().unwrap().state(), BreakerState::HalfOpen);
+    }
+
+    #[test]
+    fn a_stale_handle_is_an_error_not_another_calls_state() {
+        let mut p = Pipeline::from_json("{}", 1).unwrap();
+        let a = p.begin(ms(0), None);
+        let _ = p.poll(a, ms(0)).unwrap();
+        p.report(a, Report::SUCCESS, ms(0)).unwrap();
+        assert!(matches!(
+            p.poll(a, ms(0)).unwrap(),
+            Step::Done { attempts: 1 }
+        ));
+        let b = p.begin(ms(1), None); // reuses a's slot with a new generation
+        assert_eq!(p.poll(a, ms(1)), Err(UsageError::UnknownCall));
+        assert_eq!(
+            p.report(a, Report::SUCCESS, ms(1)),
+            Err(UsageError::UnknownCall)
+        );
+        assert_eq!(p.cancel(a, ms(1)), Err(UsageError::UnknownCall));
+        assert_eq!(CallId::from_raw(b.to_raw()), b);
+        assert!(matches!(
+            p.poll(b, ms(1)).unwrap(),
+            Step::Attempt { attempt: 1, .. }
+        ));
+        assert_eq!(p.poll(b, ms(1)), Err(UsageError::AttemptInFlight));
     }
 }

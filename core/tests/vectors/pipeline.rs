@@ -87,7 +87,11 @@ pub fn run(v: &Value) -> Result<(), String> {
                 let p = pipelines
                     .get_mut(&policy)
                     .ok_or_else(|| format!("{c}: no pipeline"))?;
-                let id = p.begin(now, opt_instant(&step["deadline"]));
+                let deadline = opt_instant(&step["deadline"]);
+                let id = match step["key"].as_str() {
+                    Some(key) => p.begin_keyed(key, now, deadline),
+                    None => p.begin(now, deadline),
+                };
                 calls.insert(label(step, "as")?.to_owned(), (policy.clone(), id));
             }
             "poll" => {
@@ -184,5 +188,6 @@ pub fn stats_json(p: &Pipeline) -> Value {
         "attempts": s.attempts, "inFlight": s.in_flight,
         "state": p.breaker().map(|b| b.state().as_str()),
         "budgetTokens": s.budget_tokens,
+        "keys": s.keys,
     })
 }
