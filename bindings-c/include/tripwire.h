@@ -1284,6 +1284,15 @@ typedef struct tw_pipeline_stats {
    * Retry budget tokens left.
    */
   double budget_tokens;
+  /**
+   * Whether the pipeline is keyed (then `keys` is the number of keys it holds, and the
+   * breaker fields describe no single key).
+   */
+  bool has_keys;
+  /**
+   * Keys held by a keyed pipeline.
+   */
+  uint64_t keys;
 } tw_pipeline_stats;
 
 /**
@@ -2242,6 +2251,48 @@ enum tw_status tw_call_begin(struct tw_pipeline *p,
                              struct tw_error **err);
 
 /**
+ * Begin a call for `key[0..key_len)` (UTF-8: a host, a user...) at `now_ns`: on a keyed
+ * pipeline it passes that key's breaker and limiter; on an unkeyed one the key is ignored.
+ *
+ * # Safety
+ * `p` is a live pipeline; `key` is valid for `key_len` bytes; `out` is writable; `err` is
+ * NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_call_begin_keyed(struct tw_pipeline *p,
+                                   const char *key,
+                                   size_t key_len,
+                                   uint64_t now_ns,
+                                   uint64_t deadline_ns,
+                                   tw_call *out,
+                                   struct tw_error **err);
+
+/**
+ * Apply the time-driven changes due at `now_ns` eagerly (a breaker's open → halfOpen, with
+ * its event), for hosts that arm one timer at tw_pipeline_poll_timeout(); without it they
+ * happen at the next call.
+ *
+ * # Safety
+ * `p` is a live pipeline; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_pipeline_handle_timeout(struct tw_pipeline *p,
+                                          uint64_t now_ns,
+                                          struct tw_error **err);
+
+/**
+ * The state of the breaker of `key[0..key_len)` on a keyed pipeline
+ * (::TW_STATUS_NOT_CONFIGURED when that key is not held or the pipeline has no keyed breaker).
+ *
+ * # Safety
+ * `p` is a live pipeline; `key` is valid for `key_len` bytes; `out` is writable; `err` is
+ * NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_pipeline_get_keyed_breaker_state(const struct tw_pipeline *p,
+                                                   const char *key,
+                                                   size_t key_len,
+                                                   tw_breaker_state *out,
+                                                   struct tw_error **err);
+
+/**
  * What to do next for `call` at `now_ns`, into `*out`. DONE and FAIL end the call (its
  * handle is invalid afterwards). ::TW_STATUS_UNKNOWN_CALL for a stale handle,
  * ::TW_STATUS_ATTEMPT_IN_FLIGHT while an attempt awaits its report.
@@ -2476,6 +2527,23 @@ enum tw_status tw_pipeline_execute_ex(struct tw_pipeline *p,
                                       uint64_t deadline_ns,
                                       struct tw_failure *failure,
                                       struct tw_error **err);
+
+/**
+ * As tw_pipeline_execute_ex(), for the key `key[0..key_len)` (UTF-8) of a keyed pipeline
+ * (its own breaker and limiter; ignored by an unkeyed pipeline).
+ *
+ * # Safety
+ * `p` is a live pipeline; `key` is valid for `key_len` bytes; `fn` is callable with `ctx`;
+ * `failure` is NULL or writable; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_pipeline_execute_keyed(struct tw_pipeline *p,
+                                         const char *key,
+                                         size_t key_len,
+                                         tw_attempt_fn fn,
+                                         void *ctx,
+                                         uint64_t deadline_ns,
+                                         struct tw_failure *failure,
+                                         struct tw_error **err);
 
 /**
  * Parse and validate a policy file. Every issue's path starts with `policies.<name>`.

@@ -18,7 +18,7 @@ use crate::types::{
     deadline_in, opt_instant, opt_nanos, outcome_from_raw, tw_attempt, tw_attempt_fn,
     tw_breaker_state, tw_event, tw_event_fn, tw_kind, RawOutcome,
 };
-use crate::util::{cstr, json, now_ns, os_seed, sleep_until, write_text};
+use crate::util::{cstr, json, now_ns, os_seed, sleep_until, text, write_text};
 
 /// A call in flight: a generational handle into its pipeline (a stale one is
 /// ::TW_STATUS_UNKNOWN_CALL, never another call's state).
@@ -267,6 +267,11 @@ pub struct tw_pipeline_stats {
     pub has_budget: bool,
     /// Retry budget tokens left.
     pub budget_tokens: f64,
+    /// Whether the pipeline is keyed (then `keys` is the number of keys it holds, and the
+    /// breaker fields describe no single key).
+    pub has_keys: bool,
+    /// Keys held by a keyed pipeline.
+    pub keys: u64,
 }
 
 /// # Safety
@@ -402,6 +407,92 @@ pub unsafe extern "C" fn tw_call_begin(
             let id =
                 p.input(|c| Ok(c.begin(Instant::from_nanos(now_ns), deadline_in(deadline_ns))))?;
             put(out, "out", id.to_raw())
+        })
+    }
+}
+
+/// Begin a call for `key[0..key_len)` (UTF-8: a host, a user...) at `now_ns`: on a keyed
+/// pipeline it passes that key's breaker and limiter; on an unkeyed one the key is ignored.
+///
+/// # Safety
+/// `p` is a live pipeline; `key` is valid for `key_len` bytes; `out` is writable; `err` is
+/// NULL or a writable `tw_error *`.
+#[no_mangle]
+pub unsafe extern "C" fn tw_call_begin_keyed(
+    p: *mut tw_pipeline,
+    key: *const c_char,
+    key_len: usize,
+    now_ns: u64,
+    deadline_ns: u64,
+    out: *mut tw_call,
+    err: *mut *mut tw_error,
+) -> tw_status {
+    // SAFETY: pointers per the contract.
+    unsafe {
+        guard(err, || {
+            let p = pipeline(p)?;
+            let key = text(key, key_len, "key")?;
+            if out.is_null() {
+                return Err(Error::null("out"));
+            }
+            let id = p.input(|c| {
+                Ok(c.begin_keyed(key, Instant::from_nanos(now_ns), deadline_in(deadline_ns)))
+            })?;
+            put(out, "out", id.to_raw())
+        })
+    }
+}
+
+/// Apply the time-driven changes due at `now_ns` eagerly (a breaker's open → halfOpen, with
+/// its event), for hosts that arm one timer at tw_pipeline_poll_timeout(); without it they
+/// happen at the next call.
+///
+/// # Safety
+/// `p` is a live pipeline; `err` is NULL or a writable `tw_error *`.
+#[no_mangle]
+pub unsafe extern "C" fn tw_pipeline_handle_timeout(
+    p: *mut tw_pipeline,
+    now_ns: u64,
+    err: *mut *mut tw_error,
+) -> tw_status {
+    // SAFETY: pointers per the contract.
+    unsafe {
+        guard(err, || {
+            pipeline(p)?.input(|c| {
+                c.handle_timeout(Instant::from_nanos(now_ns));
+                Ok(())
+            })
+        })
+    }
+}
+
+/// The state of the breaker of `key[0..key_len)` on a keyed pipeline
+/// (::TW_STATUS_NOT_CONFIGURED when that key is not held or the pipeline has no keyed breaker).
+///
+/// # Safety
+/// `p` is a live pipeline; `key` is valid for `key_len` bytes; `out` is writable; `err` is
+/// NULL or a writable `tw_error *`.
+#[no_mangle]
+pub unsafe extern "C" fn tw_pipeline_get_keyed_breaker_state(
+    p: *const tw_pipeline,
+    key: *const c_char,
+    key_len: usize,
+    out: *mut tw_breaker_state,
+    err: *mut *mut tw_error,
+) -> tw_status {
+    // SAFETY: pointers per the contract.
+    unsafe {
+        guard(err, || {
+            let p = pipeline(p)?;
+            let key = text(key, key_len, "key")?;
+            let state =
+                p.0.lock()?
+                    .inner
+                    .core
+                    .keyed_breaker(key)
+                    .map(|b| b.state())
+                    .ok_or_else(|| Error::not_configured("breaker for that key"))?;
+            put(out, "out", state.into())
         })
     }
 }
@@ -633,6 +724,8 @@ pub unsafe extern "C" fn tw_pipeline_get_stats(
                         .map_or(tw_breaker_state::Closed, |b| b.state.into()),
                     has_budget: s.budget_tokens.is_some(),
                     budget_tokens: s.budget_tokens.unwrap_or(0.0),
+                    has_keys: s.keys.is_some(),
+                    keys: s.keys.unwrap_or(0),
                 },
             )
         })
@@ -855,10 +948,17 @@ fn execute(
     p: &tw_pipeline,
     f: unsafe extern "C" fn(*mut c_void, *mut tw_attempt) -> RawOutcome,
     ctx: *mut c_void,
+    key: Option<&str>,
     deadline: Option<Instant>,
     failure_out: *mut tw_failure,
 ) -> Result<(), Error> {
-    let call = p.input(|c| Ok(c.begin(Instant::from_nanos(now_ns()), deadline)))?;
+    let call = p.input(|c| {
+        let now = Instant::from_nanos(now_ns());
+        Ok(match key {
+            Some(key) => c.begin_keyed(key, now, deadline),
+            None => c.begin(now, deadline),
+        })
+    })?;
     let raw = call.to_raw();
     loop {
         let mut g = p.0.lock()?;
@@ -1011,7 +1111,35 @@ pub unsafe extern "C" fn tw_pipeline_execute_ex(
         guard(err, || {
             let p = pipeline(p)?;
             let f = r#fn.ok_or_else(|| Error::null("fn"))?;
-            execute(p, f, ctx, deadline_in(deadline_ns), failure)
+            execute(p, f, ctx, None, deadline_in(deadline_ns), failure)
+        })
+    }
+}
+
+/// As tw_pipeline_execute_ex(), for the key `key[0..key_len)` (UTF-8) of a keyed pipeline
+/// (its own breaker and limiter; ignored by an unkeyed pipeline).
+///
+/// # Safety
+/// `p` is a live pipeline; `key` is valid for `key_len` bytes; `fn` is callable with `ctx`;
+/// `failure` is NULL or writable; `err` is NULL or a writable `tw_error *`.
+#[no_mangle]
+pub unsafe extern "C" fn tw_pipeline_execute_keyed(
+    p: *mut tw_pipeline,
+    key: *const c_char,
+    key_len: usize,
+    r#fn: tw_attempt_fn,
+    ctx: *mut c_void,
+    deadline_ns: u64,
+    failure: *mut tw_failure,
+    err: *mut *mut tw_error,
+) -> tw_status {
+    // SAFETY: pointers per the contract.
+    unsafe {
+        guard(err, || {
+            let p = pipeline(p)?;
+            let key = text(key, key_len, "key")?;
+            let f = r#fn.ok_or_else(|| Error::null("fn"))?;
+            execute(p, f, ctx, Some(key), deadline_in(deadline_ns), failure)
         })
     }
 }

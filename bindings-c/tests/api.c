@@ -516,6 +516,42 @@ static void test_policy_file(void) {
   tw_error_free(err);
 }
 
+static void test_keyed_pipeline(void) {
+  const char *cfg = "{\"circuitBreaker\": {\"trip\": {\"consecutiveFailures\": 1}, \"openDuration\": \"10s\"}, \"keyed\": {\"maxKeys\": 8}}";
+  tw_pipeline *p = NULL;
+  CHECK(tw_pipeline_new(JSON(cfg), &p, NULL) == TW_STATUS_OK);
+  tw_outcome failure = TW_OUTCOME_FAILURE, success = TW_OUTCOME_SUCCESS;
+  tw_failure f;
+  CHECK(tw_pipeline_execute_keyed(p, "a.example", 9, always, &failure, TW_NO_DEADLINE, &f, NULL) == TW_STATUS_FAILURE);
+  CHECK(tw_pipeline_execute_keyed(p, "a.example", 9, always, &success, TW_NO_DEADLINE, &f, NULL) == TW_STATUS_CIRCUIT_OPEN);
+  CHECK(f.kind == TW_KIND_CIRCUIT_OPEN && f.has_retry_after);
+  /* Another key has its own breaker. */
+  CHECK(tw_pipeline_execute_keyed(p, "b.example", 9, always, &success, TW_NO_DEADLINE, NULL, NULL) == TW_STATUS_OK);
+  tw_breaker_state s;
+  CHECK(tw_pipeline_get_keyed_breaker_state(p, "a.example", 9, &s, NULL) == TW_STATUS_OK && s == TW_BREAKER_STATE_OPEN);
+  CHECK(tw_pipeline_get_keyed_breaker_state(p, "b.example", 9, &s, NULL) == TW_STATUS_OK && s == TW_BREAKER_STATE_CLOSED);
+  CHECK(tw_pipeline_get_keyed_breaker_state(p, "c.example", 9, &s, NULL) == TW_STATUS_NOT_CONFIGURED);
+  CHECK(tw_pipeline_execute_keyed(p, "\xff", 1, always, &success, TW_NO_DEADLINE, NULL, NULL) == TW_STATUS_INVALID_ARGUMENT);
+  tw_pipeline_stats st;
+  CHECK(tw_pipeline_get_stats(p, &st, NULL) == TW_STATUS_OK && st.has_keys && st.keys == 2);
+  tw_pipeline_free(p);
+
+  /* handle_timeout: open -> halfOpen when due, with its event, without a call. */
+  CHECK(tw_pipeline_new(JSON("{\"circuitBreaker\": {\"trip\": {\"consecutiveFailures\": 1}, \"openDuration\": \"1s\"}}"), &p, NULL) == TW_STATUS_OK);
+  tw_call c;
+  tw_step step;
+  tw_report fail = {.outcome = TW_OUTCOME_FAILURE, .retryable = true};
+  CHECK(tw_call_begin(p, MS(0), TW_NO_DEADLINE, &c, NULL) == TW_STATUS_OK);
+  CHECK(tw_call_poll(p, c, MS(0), &step, NULL) == TW_STATUS_OK);
+  CHECK(tw_call_report(p, c, &fail, MS(0), NULL) == TW_STATUS_OK);
+  CHECK(tw_call_poll(p, c, MS(0), &step, NULL) == TW_STATUS_OK && step.kind == TW_STEP_KIND_FAIL);
+  CHECK(tw_pipeline_handle_timeout(p, MS(999), NULL) == TW_STATUS_OK);
+  CHECK(tw_pipeline_get_breaker_state(p, &s, NULL) == TW_STATUS_OK && s == TW_BREAKER_STATE_OPEN);
+  CHECK(tw_pipeline_handle_timeout(p, MS(1000), NULL) == TW_STATUS_OK);
+  CHECK(tw_pipeline_get_breaker_state(p, &s, NULL) == TW_STATUS_OK && s == TW_BREAKER_STATE_HALF_OPEN);
+  tw_pipeline_free(p);
+}
+
 int main(void) {
   test_statuses_and_names();
   test_null_arguments();
@@ -528,6 +564,7 @@ int main(void) {
   test_bulkhead_and_retry();
   test_health();
   test_policy_file();
+  test_keyed_pipeline();
   printf("api: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

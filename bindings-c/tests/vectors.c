@@ -624,6 +624,7 @@ static cJSON *stats_json(tw_pipeline *p) {
   cJSON_AddNumberToObject(o, "inFlight", (double)s.in_flight);
   cJSON_AddItemToObject(o, "state", s.has_breaker ? cJSON_CreateString(tw_breaker_state_str(s.breaker_state)) : cJSON_CreateNull());
   cJSON_AddItemToObject(o, "budgetTokens", s.has_budget ? cJSON_CreateNumber(s.budget_tokens) : cJSON_CreateNull());
+  cJSON_AddItemToObject(o, "keys", s.has_keys ? cJSON_CreateNumber((double)s.keys) : cJSON_CreateNull());
   /* The JSON stats must agree with the struct. */
   size_t need = 0;
   if (tw_pipeline_stats_json(p, NULL, 0, &need, NULL) == TW_STATUS_OK) {
@@ -686,7 +687,9 @@ static int run_pipeline(const cJSON *v) {
     label *call = labels_get(&calls, str(step, "call"));
     if (strcmp(op, "begin") == 0) {
       tw_call id;
-      TRY(tw_call_begin(p, now, opt_deadline(step, "deadline"), &id, ERR), ctx);
+      const char *key = str(step, "key");
+      if (key) TRY(tw_call_begin_keyed(p, key, strlen(key), now, opt_deadline(step, "deadline"), &id, ERR), ctx);
+      else TRY(tw_call_begin(p, now, opt_deadline(step, "deadline"), &id, ERR), ctx);
       if (!str(step, "as")) { fail("%s: begin lacks \"as\"", ctx); goto out; }
       labels_put(&calls, str(step, "as"), id, policy);
       continue;
