@@ -197,29 +197,29 @@ impl PipelineConfig {
     /// Check every policy and the order; issues carry paths such as `retry.backoff.base`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut issues = Issues::new();
-        if let Some(c) = &self.rate_limit {
-            if let Err(e) = c.validate() {
-                issues.extend("rateLimit", e);
-            }
-        }
-        if let Some(c) = &self.bulkhead {
-            if let Err(e) = c.validate() {
-                issues.extend("bulkhead", e);
-            }
-        }
-        if let Some(c) = &self.circuit_breaker {
-            if let Err(e) = c.validate() {
-                issues.extend("circuitBreaker", e);
-            }
-        }
-        if let Some(c) = &self.retry {
-            if let Err(e) = c.validate() {
-                issues.extend("retry", e);
-            }
-        }
-        if let Some(c) = &self.timeout {
-            if let Err(e) = c.validate() {
-                issues.extend("timeout", e);
+        // Each policy validates itself; its issues are placed under its key.
+        let checks: [(&str, Option<Result<(), ConfigError>>); 5] = [
+            (
+                "rateLimit",
+                self.rate_limit.as_ref().map(RateLimitConfig::validate),
+            ),
+            (
+                "bulkhead",
+                self.bulkhead.as_ref().map(BulkheadConfig::validate),
+            ),
+            (
+                "circuitBreaker",
+                self.circuit_breaker.as_ref().map(BreakerConfig::validate),
+            ),
+            ("retry", self.retry.as_ref().map(RetryConfig::validate)),
+            (
+                "timeout",
+                self.timeout.as_ref().map(TimeoutConfig::validate),
+            ),
+        ];
+        for (key, result) in checks {
+            if let Some(Err(e)) = result {
+                issues.extend(key, e);
             }
         }
         if let Some(f) = &self.fallback {
