@@ -27,3 +27,19 @@ cargo run --release --quiet -p tripwire-example --bin quickstart
 # Quick starts of the other languages (JS, Python, C) go below, one block each, in the same
 # shape as the Rust one above: a heading line, then the example run to completion.
 # ----------------------------------------------------------------------------------------------
+
+# ---- JS quick start (examples/js): its block goes here --------------------------------------
+
+# ---- Python quick start (examples/python) ----------------------------------------------------
+echo
+echo "==> Python quick start (examples/python): the same flaky service and policy file, from Python"
+echo
+bash scripts/ci/test-examples.sh prepare python
+.venv/bin/python examples/python/quickstart.py
+
+# ---- C quick start (examples/c) --------------------------------------------------------------
+echo
+echo "==> C quick start (examples/c): the same flaky service and policy file, from C"
+echo
+bash scripts/ci/test-examples.sh prepare c >/dev/null
+"${CARGO_TARGET_DIR:-target}/examples/quickstart-c"
