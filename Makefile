@@ -5,9 +5,9 @@
 SHELL := /bin/bash
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test demo bench js python c install test-rust test-cli test-js test-python test-c lint
+.PHONY: test demo bench js python c install test-rust test-cli test-js test-python test-c test-examples lint
 
-test: lint test-rust test-cli test-js test-python test-c
+test: lint test-rust test-cli test-js test-python test-c test-examples
 	@echo "make test: every check passed"
 
 lint:
@@ -27,6 +27,9 @@ test-python:
 
 test-c:
 	@bash scripts/ci/test-c.sh
+
+test-examples:
+	@bash scripts/ci/test-examples.sh
 
 js:
 	@bash scripts/ci/build-js.sh
