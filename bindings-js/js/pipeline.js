@@ -1,0 +1,386 @@
+// Pipeline: the policies of one named entry around a call, driven through the core's step
+// protocol (DESIGN.md §3.8). Every decision is the core's; this file runs the function,
+// sleeps, parks, times attempts out and maps the outcome to a value or an error.
+import { raw } from './native.js';
+import { out, CALL, ATTEMPTS, TIME, KIND, RETRY_AFTER, FALLBACK, CAUSE, WAKE } from './out.js';
+import { KINDS, STATES } from './names.js';
+import { errorOf, native, disposedError, configInput, TimeoutError } from './errors.js';
+import { clockOf, readClock, deadlineOf } from './clock.js';
+import { defaultRetryable, retryAfterOf, isResponse } from './classify.js';
+import { Emitter, POLICY_EVENTS, readEvent } from './emitter.js';
+import { Attempt, Deadlines, expired } from './attempt.js';
+import { DISPOSE, randomSeed } from './lifecycle.js';
+
+// Result codes of the low-level pipeline (bindings-js/src/pipeline.rs).
+const STEP_MASK = 7;
+const ATTEMPT = 0;
+const SLEEP = 1;
+const PARK = 2;
+const DONE = 3;
+const FAIL = 4;
+const EVENTS = 8;
+const WAKES = 16;
+// Outcome codes.
+const SUCCESS = 0;
+const FAILURE = 1;
+const TIMEOUT = 2;
+const IGNORED = 3;
+
+/** Wraps a low-level pipeline built elsewhere (a policy file entry). Not exported publicly. */
+export class Adopted {
+  constructor(rawPipeline, name) {
+    this.raw = rawPipeline;
+    this.name = name;
+  }
+}
+
+/** The `retryable` option, checked once. */
+export function retryableOf(options) {
+  const retryable = options?.retryable;
+  if (retryable === undefined || retryable === null) return defaultRetryable;
+  if (typeof retryable !== 'function') throw new TypeError('options.retryable must be a function');
+  return retryable;
+}
+
+/** What a failed attempt means: FAILURE (retryable or not) or IGNORED. */
+export function classify(retryable, error) {
+  let verdict;
+  try {
+    verdict = retryable(error);
+  } catch (e) {
+    // A predicate that throws cannot decide: the failure counts and is not retried.
+    queueMicrotask(() => {
+      throw e;
+    });
+    verdict = false;
+  }
+  return verdict;
+}
+
+/** Try each fallback in order: a value is used as is, a function is called with the error. */
+async function applyFallback(fallback, error) {
+  const chain = Array.isArray(fallback) ? fallback : [fallback];
+  let last = error;
+  for (let i = 0; i < chain.length; i++) {
+    const f = chain[i];
+    if (typeof f !== 'function') return f;
+    try {
+      return await f(error);
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw last;
+}
+
+/**
+ * A pipeline: any of rateLimit, bulkhead, circuitBreaker, retry, timeout and fallback, in the
+ * configured order. `new Pipeline(config, {clock, retryable, name})`.
+ */
+export class Pipeline extends Emitter {
+  #raw;
+  #name;
+  #clock;
+  #retryable;
+  #deadlines;
+  #parked = new Map();
+
+  constructor(config = {}, options = {}) {
+    super(POLICY_EVENTS, (on) => this.#raw?.setListening(on));
+    this.#clock = clockOf(options);
+    this.#retryable = retryableOf(options);
+    if (config instanceof Adopted) {
+      this.#raw = config.raw;
+      this.#name = config.name;
+    } else {
+      const name = options?.name ?? 'default';
+      if (typeof name !== 'string') throw new TypeError('options.name must be a string');
+      const [hi, lo] = randomSeed();
+      this.#raw = native(() => new raw.RawPipeline(configInput(config), hi, lo, name));
+      this.#name = name;
+    }
+    this.#deadlines = new Deadlines(this.#clock);
+  }
+
+  /** The name that labels this pipeline's metrics. */
+  get name() {
+    return this.#name;
+  }
+
+  /** The clock this pipeline reads (deadlines passed to `execute` are on its timeline). */
+  get clock() {
+    return this.#clock;
+  }
+
+  #live() {
+    const p = this.#raw;
+    if (p === null) throw disposedError('Pipeline');
+    return p;
+  }
+
+  /**
+   * Run `fn({signal, attempt})` through the policies. Resolves with its value; rejects with
+   * its own error (when no retry applies), or a TripwireError subclass; or resolves with the
+   * fallback's value when a fallback is given and the config's `fallback.on` covers the kind.
+   */
+  async execute(fn, options) {
+    let p = this.#live();
+    if (typeof fn !== 'function') throw new TypeError('execute(fn): fn must be a function');
+    const clock = this.#clock;
+    let signal = null;
+    let deadline = NaN;
+    let fallback;
+    let hasFallback = false;
+    if (options !== undefined && options !== null) {
+      if (options.signal !== undefined && options.signal !== null) {
+        signal = options.signal;
+        if (signal.aborted) throw signal.reason;
+      }
+      deadline = deadlineOf(options.deadline, clock);
+      if (options.fallback !== undefined) {
+        fallback = options.fallback;
+        hasFallback = true;
+      }
+    }
+    let code = p.start(readClock(clock), deadline);
+    let o = out();
+    const index = o[CALL];
+    const generation = o[CALL + 1];
+    let live = true; // the core still holds the call
+    let value;
+    let error;
+    let threw = false; // the last attempt threw (else it returned `value`)
+    let attempt = null;
+    try {
+      for (;;) {
+        if (code & (EVENTS | WAKES)) {
+          this.#drain(p, code);
+          o = out();
+        }
+        switch (code & STEP_MASK) {
+          case ATTEMPT: {
+            const at = o[TIME];
+            attempt = new Attempt(o[ATTEMPTS], signal, at);
+            const timed = at === at;
+            if (timed) this.#deadlines.add(attempt);
+            let outcome = SUCCESS;
+            let retryable = false;
+            let hint = NaN;
+            try {
+              value = await fn(attempt);
+              threw = false;
+              if (typeof value === 'object' && value !== null && isResponse(value) && !value.ok) {
+                const verdict = classify(this.#retryable, value);
+                outcome = verdict === 'ignore' ? IGNORED : FAILURE;
+                retryable = verdict === true;
+                hint = retryAfterOf(value);
+              }
+            } catch (e) {
+              threw = true;
+              error = e;
+              const verdict = classify(this.#retryable, e);
+              outcome = verdict === 'ignore' ? IGNORED : FAILURE;
+              retryable = verdict === true;
+              if (outcome === FAILURE) hint = retryAfterOf(e);
+            }
+            if (timed) {
+              this.#deadlines.remove(attempt);
+              if (expired(attempt)) outcome = TIMEOUT;
+            }
+            p = this.#afterWait(p, signal);
+            code = p.report(index, generation, outcome, retryable, hint, readClock(clock));
+            break;
+          }
+          case SLEEP: {
+            const wait = o[TIME] - readClock(clock);
+            if (wait > 0) {
+              try {
+                await clock.sleep(wait, signal ?? undefined);
+              } catch (e) {
+                if (signal === null || !signal.aborted) throw e;
+              }
+            }
+            p = this.#afterWait(p, signal);
+            code = p.poll(index, generation, readClock(clock));
+            break;
+          }
+          case PARK: {
+            await this.#park(index, generation, o[TIME], signal);
+            p = this.#afterWait(p, signal);
+            code = p.poll(index, generation, readClock(clock));
+            break;
+          }
+          case DONE:
+            live = false;
+            return value;
+          case FAIL: {
+            live = false;
+            const kind = KINDS[o[KIND]];
+            const fallbackApplies = hasFallback && o[FALLBACK] === 1;
+            let failure;
+            if (kind === 'failure') {
+              if (!threw) {
+                // A failing Response the function returned: it stays the call's result.
+                if (!fallbackApplies) return value;
+                failure = value;
+              } else {
+                failure = error;
+              }
+            } else {
+              const cause = o[CAUSE] === 0 ? undefined : this.#cause(KINDS[o[CAUSE]], threw, error, value, attempt);
+              failure = errorOf(kind, {
+                retryAfter: o[RETRY_AFTER],
+                attempts: o[ATTEMPTS],
+                cause: kind === 'timeout' && threw ? error : cause,
+              });
+            }
+            if (fallbackApplies) return await applyFallback(fallback, failure);
+            throw failure;
+          }
+          default:
+            throw new Error(`tripwire: unexpected step (${p.lastError() || code})`);
+        }
+        o = out();
+      }
+    } catch (e) {
+      if (live && this.#raw === p) {
+        live = false;
+        p.cancel(index, generation, clock.now());
+        this.#drain(p, EVENTS | WAKES);
+      }
+      throw e;
+    }
+  }
+
+  // After any await: the pipeline may have been disposed and the caller may have given up.
+  #afterWait(p, signal) {
+    if (this.#raw !== p) throw disposedError('Pipeline');
+    if (signal !== null && signal.aborted) throw signal.reason;
+    return p;
+  }
+
+  // The error a give-up wraps as its `cause`: the last attempt's failure.
+  #cause(kind, threw, error, value, attempt) {
+    if (kind === 'failure') return threw ? error : value;
+    if (kind === 'timeout') return new TimeoutError(undefined, threw ? { cause: error } : {});
+    return errorOf(kind, {});
+  }
+
+  // Wait in the bulkhead queue until woken, until `until`, or until the caller aborts.
+  #park(index, generation, until, signal) {
+    return new Promise((resolve) => {
+      let done = false;
+      let controller = null;
+      const wake = () => {
+        if (done) return;
+        done = true;
+        this.#parked.delete(index);
+        if (controller !== null) controller.abort();
+        if (signal !== null) signal.removeEventListener('abort', wake);
+        resolve();
+      };
+      this.#parked.set(index, { generation, wake });
+      if (signal !== null) signal.addEventListener('abort', wake, { once: true });
+      if (until === until) {
+        const wait = until - readClock(this.#clock);
+        if (wait > 0) {
+          controller = new AbortController();
+          this.#clock.sleep(wait, controller.signal).then(wake, () => {});
+        } else {
+          queueMicrotask(wake);
+        }
+      }
+    });
+  }
+
+  // Hand out what the core queued: woken calls, then events.
+  #drain(p, code) {
+    if (code & WAKES) {
+      while (p.nextWake()) {
+        const o = out();
+        const waiter = this.#parked.get(o[WAKE]);
+        if (waiter !== undefined && waiter.generation === o[WAKE + 1]) waiter.wake();
+      }
+    }
+    if (code & EVENTS) {
+      for (let c = p.nextEvent(); c !== 0; c = p.nextEvent()) this.emit(readEvent(c));
+    }
+  }
+
+  /** The breaker's state ("closed", "open", ...), or null without a circuit breaker. */
+  get state() {
+    const s = this.#live().breakerState();
+    return s < 0 ? null : STATES[s];
+  }
+
+  #control(action) {
+    const p = this.#live();
+    if (!p.breakerControl(action, readClock(this.#clock))) {
+      throw new TypeError(`pipeline "${this.#name}" has no circuit breaker`);
+    }
+    this.#drain(p, EVENTS | WAKES);
+  }
+
+  /** Open the breaker until `reset()`. */
+  forceOpen() {
+    this.#control(0);
+  }
+
+  /** Let every call through the breaker (metrics only) until `reset()`. */
+  disable() {
+    this.#control(1);
+  }
+
+  /** Close the breaker, with an empty window. */
+  reset() {
+    this.#control(2);
+  }
+
+  /** Counters and gauges (the core's PipelineStats, times in ms), plus the breaker's state. */
+  stats() {
+    const p = this.#live();
+    const stats = p.stats();
+    stats.state = this.state;
+    return stats;
+  }
+
+  /** Prometheus text exposition of `stats()`, labelled `pipeline="<name>"`. */
+  prometheus() {
+    return this.#live().prometheus();
+  }
+
+  /** Apply a new config, keeping the state that still fits; a ConfigError keeps the old one. */
+  reconfigure(config) {
+    const p = this.#live();
+    const code = native(() => p.reconfigure(configInput(config), readClock(this.#clock)));
+    this.#drain(p, code);
+  }
+
+  /** The breaker's state as JSON (`{name, circuitBreaker}`), for `restore` in another process. */
+  toJSON() {
+    return { name: this.#name, circuitBreaker: this.#live().breakerSnapshot() };
+  }
+
+  /** Take a breaker state saved by `toJSON()` (a ConfigError when it does not fit). */
+  restore(json) {
+    const p = this.#live();
+    const state = typeof json === 'string' ? configInput(json) : json;
+    const snapshot = state !== null && typeof state === 'object' && 'circuitBreaker' in state ? state.circuitBreaker : state;
+    native(() => p.breakerRestore(snapshot, readClock(this.#clock)));
+    this.#drain(p, EVENTS | WAKES);
+  }
+
+  /** Free the wasm memory now; calls in flight reject, and any later use throws. */
+  dispose() {
+    const p = this.#raw;
+    if (p === null) return;
+    this.#raw = null;
+    this.#deadlines.dispose();
+    for (const waiter of [...this.#parked.values()]) waiter.wake();
+    p.free();
+  }
+
+  [DISPOSE]() {
+    this.dispose();
+  }
+}
