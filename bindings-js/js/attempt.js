@@ -9,27 +9,32 @@ import { readClock, systemClock } from './clock.js';
 
 const NEVER = new AbortController().signal;
 
-// Internal fields, keyed by module-private symbols so that `fn` sees only `signal`/`attempt`.
-const PARENT = Symbol('parent');
-const DEADLINE = Symbol('deadline');
-const CONTROLLER = Symbol('controller');
-const EXPIRED = Symbol('expired');
-const UNLINK = Symbol('unlink');
-const PREV = Symbol('prev');
-const NEXT = Symbol('next');
+// Accessors to Attempt's private fields for the deadline list below (set in a static block;
+// private fields keep `fn`'s argument down to `signal` and `attempt`, and cost no more than
+// ordinary properties, unlike symbol-keyed ones).
+let deadlineOf;
+let expire;
+let expiredOf;
+let prevOf;
+let nextOf;
+let link;
+let release;
 
 /** The argument of a protected function: `{signal, attempt}`. */
 export class Attempt {
+  #parent;
+  #deadline;
+  #controller = null;
+  #expired = false;
+  #unlink = null;
+  #prev = null;
+  #next = null;
+
   constructor(attempt, parent, deadline) {
     /** The attempt number, 1 for the first. */
     this.attempt = attempt;
-    this[PARENT] = parent;
-    this[DEADLINE] = deadline;
-    this[CONTROLLER] = null;
-    this[EXPIRED] = false;
-    this[UNLINK] = null;
-    this[PREV] = null;
-    this[NEXT] = null;
+    this.#parent = parent;
+    this.#deadline = deadline;
   }
 
   /**
@@ -37,13 +42,13 @@ export class Attempt {
    * aborts (its reason). Pass it on to fetch() and friends.
    */
   get signal() {
-    const existing = this[CONTROLLER];
+    const existing = this.#controller;
     if (existing !== null) return existing.signal;
-    const parent = this[PARENT];
-    if (this[DEADLINE] !== this[DEADLINE]) return parent ?? NEVER;
+    const parent = this.#parent;
+    if (this.#deadline !== this.#deadline) return parent ?? NEVER;
     const controller = new AbortController();
-    this[CONTROLLER] = controller;
-    if (this[EXPIRED]) {
+    this.#controller = controller;
+    if (this.#expired) {
       controller.abort(new TimeoutError());
     } else if (parent !== null) {
       if (parent.aborted) {
@@ -51,22 +56,45 @@ export class Attempt {
       } else {
         const onAbort = () => controller.abort(parent.reason);
         parent.addEventListener('abort', onAbort, { once: true });
-        this[UNLINK] = () => parent.removeEventListener('abort', onAbort);
+        this.#unlink = () => parent.removeEventListener('abort', onAbort);
       }
     }
     return controller.signal;
   }
+
+  static {
+    deadlineOf = (a) => a.#deadline;
+    expiredOf = (a) => a.#expired;
+    expire = (a) => {
+      a.#expired = true;
+      const controller = a.#controller;
+      if (controller !== null) controller.abort(new TimeoutError());
+    };
+    prevOf = (a) => a.#prev;
+    nextOf = (a) => a.#next;
+    link = (a, prev, next) => {
+      a.#prev = prev;
+      a.#next = next;
+    };
+    release = (a) => {
+      const unlink = a.#unlink;
+      if (unlink !== null) {
+        a.#unlink = null;
+        unlink();
+      }
+    };
+  }
+}
+
+/** Whether the attempt has a deadline (and so is tracked by the deadline timer). */
+export function timed(attempt) {
+  const d = deadlineOf(attempt);
+  return d === d;
 }
 
 /** Whether the attempt's deadline passed while it ran. */
 export function expired(attempt) {
-  return attempt[EXPIRED];
-}
-
-function expire(attempt) {
-  attempt[EXPIRED] = true;
-  const controller = attempt[CONTROLLER];
-  if (controller !== null) controller.abort(new TimeoutError());
+  return expiredOf(attempt);
 }
 
 /**
@@ -83,7 +111,15 @@ export class Deadlines {
   #refed = false;
   #controller = null;
   #generation = 0;
+  #unrefQueued = false;
   #fire = () => this.#onTimer();
+  // Unref'ing a Node timer is a native call; a pipeline that goes idle after each call would
+  // pay it twice per call. Instead, going idle queues one check for after the current batch
+  // of work (setImmediate), which unrefs the timer only if the pipeline is still idle then.
+  #unrefIfIdle = () => {
+    this.#unrefQueued = false;
+    if (this.#head === null && this.#refed) this.#ref(false);
+  };
 
   constructor(clock) {
     this.#clock = clock;
@@ -92,25 +128,33 @@ export class Deadlines {
   /** Track a running attempt with a deadline. */
   add(attempt) {
     const head = this.#head;
-    attempt[NEXT] = head;
-    if (head !== null) head[PREV] = attempt;
+    link(attempt, null, head);
+    if (head !== null) link(head, attempt, nextOf(head));
     this.#head = attempt;
-    if (attempt[DEADLINE] < this.#armedAt) this.#arm(attempt[DEADLINE]);
+    const deadline = deadlineOf(attempt);
+    if (deadline < this.#armedAt) this.#arm(deadline);
     else if (!this.#refed) this.#ref(true);
   }
 
   /** Stop tracking an attempt that ended. */
   remove(attempt) {
-    const prev = attempt[PREV];
-    const next = attempt[NEXT];
-    if (prev !== null) prev[NEXT] = next;
+    const prev = prevOf(attempt);
+    const next = nextOf(attempt);
+    if (prev !== null) link(prev, prevOf(prev), next);
     else if (this.#head === attempt) this.#head = next;
     else return; // already expired and unlinked
-    if (next !== null) next[PREV] = prev;
-    attempt[PREV] = attempt[NEXT] = null;
-    const unlink = attempt[UNLINK];
-    if (unlink !== null) unlink();
-    if (this.#head === null && this.#refed) this.#ref(false);
+    if (next !== null) link(next, prev, nextOf(next));
+    link(attempt, null, null);
+    release(attempt);
+    if (this.#head === null && this.#refed && !this.#unrefQueued) {
+      const setImmediate = globalThis.setImmediate;
+      if (typeof setImmediate === 'function') {
+        this.#unrefQueued = true;
+        setImmediate(this.#unrefIfIdle);
+      } else {
+        this.#ref(false);
+      }
+    }
   }
 
   /** Stop the timer (the pipeline was disposed). */
@@ -171,12 +215,13 @@ export class Deadlines {
     const now = readClock(this.#clock);
     let next = Infinity;
     for (let a = this.#head; a !== null; ) {
-      const following = a[NEXT];
-      if (a[DEADLINE] <= now) {
+      const following = nextOf(a);
+      const deadline = deadlineOf(a);
+      if (deadline <= now) {
         this.remove(a);
         expire(a);
-      } else if (a[DEADLINE] < next) {
-        next = a[DEADLINE];
+      } else if (deadline < next) {
+        next = deadline;
       }
       a = following;
     }

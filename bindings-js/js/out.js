@@ -9,7 +9,7 @@ let view = new Float64Array(memory.buffer, PTR, LEN);
 
 /** The current view of the scratch buffer. */
 export function out() {
-  if (view.byteLength === 0) view = new Float64Array(memory.buffer, PTR, LEN);
+  if (view.length === 0) view = new Float64Array(memory.buffer, PTR, LEN);
   return view;
 }
 

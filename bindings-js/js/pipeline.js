@@ -8,7 +8,7 @@ import { errorOf, native, disposedError, configInput, TimeoutError } from './err
 import { clockOf, readClock, deadlineOf } from './clock.js';
 import { defaultRetryable, retryAfterOf, isResponse } from './classify.js';
 import { Emitter, POLICY_EVENTS, readEvent } from './emitter.js';
-import { Attempt, Deadlines, expired } from './attempt.js';
+import { Attempt, Deadlines, expired, timed } from './attempt.js';
 import { DISPOSE, randomSeed } from './lifecycle.js';
 
 // Result codes of the low-level pipeline (bindings-js/src/pipeline.rs).
@@ -25,6 +25,22 @@ const SUCCESS = 0;
 const FAILURE = 1;
 const TIMEOUT = 2;
 const IGNORED = 3;
+
+/** One call's state while the general loop drives it. */
+class Call {
+  constructor(fn, signal, index, generation) {
+    this.fn = fn;
+    this.signal = signal;
+    this.index = index;
+    this.generation = generation;
+    this.live = true; // the core still holds the call
+    this.attempt = null;
+    this.threw = false; // the last attempt threw `result` (else it returned it)
+    this.result = undefined;
+    this.fallback = undefined;
+    this.hasFallback = false;
+  }
+}
 
 /** Wraps a low-level pipeline built elsewhere (a policy file entry). Not exported publicly. */
 export class Adopted {
@@ -123,72 +139,145 @@ export class Pipeline extends Emitter {
    * its own error (when no retry applies), or a TripwireError subclass; or resolves with the
    * fallback's value when a fallback is given and the config's `fallback.on` covers the kind.
    */
-  async execute(fn, options) {
-    let p = this.#live();
+  execute(fn, options) {
+    const p = this.#raw;
+    // The common call (no options, admitted at once, succeeds at the first attempt) runs
+    // without an async frame: two boundary crossings, two clock reads, one `then`.
+    if (p === null || typeof fn !== 'function' || (options !== undefined && options !== null)) {
+      return this.#execute(fn, options);
+    }
+    let code;
+    try {
+      code = p.start(readClock(this.#clock), NaN);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const o = out();
+    const index = o[CALL];
+    const generation = o[CALL + 1];
+    if (code !== ATTEMPT) return this.#drive(p, new Call(fn, null, index, generation), code);
+    let attempt;
+    try {
+      attempt = this.#begin(o, null);
+    } catch (e) {
+      this.#abandon(p, index, generation);
+      return Promise.reject(e);
+    }
+    let result;
+    try {
+      result = fn(attempt);
+    } catch (e) {
+      return this.#settle(p, fn, index, generation, attempt, true, e);
+    }
+    return Promise.resolve(result).then(
+      (value) => this.#settle(p, fn, index, generation, attempt, false, value),
+      (error) => this.#settle(p, fn, index, generation, attempt, true, error),
+    );
+  }
+
+  // The fast path's attempt ended: report it; done, or on to the general loop.
+  #settle(p, fn, index, generation, attempt, threw, result) {
+    let code;
+    try {
+      code = this.#report(p, index, generation, attempt, null, threw, result);
+    } catch (e) {
+      this.#abandon(p, index, generation);
+      return Promise.reject(e);
+    }
+    if (code === DONE) return result;
+    const call = new Call(fn, null, index, generation);
+    call.attempt = attempt;
+    call.threw = threw;
+    call.result = result;
+    return this.#drive(p, call, code);
+  }
+
+  // Cancel a call the core still holds (an error escaped between its steps).
+  #abandon(p, index, generation) {
+    if (this.#raw === p) this.#drain(p, p.cancel(index, generation, this.#clock.now()));
+  }
+
+  // Any call: options checked, then the general loop.
+  async #execute(fn, options) {
+    const p = this.#live();
     if (typeof fn !== 'function') throw new TypeError('execute(fn): fn must be a function');
     const clock = this.#clock;
     let signal = null;
     let deadline = NaN;
-    let fallback;
-    let hasFallback = false;
     if (options !== undefined && options !== null) {
       if (options.signal !== undefined && options.signal !== null) {
         signal = options.signal;
         if (signal.aborted) throw signal.reason;
       }
       deadline = deadlineOf(options.deadline, clock);
-      if (options.fallback !== undefined) {
-        fallback = options.fallback;
-        hasFallback = true;
-      }
     }
-    let code = p.start(readClock(clock), deadline);
-    let o = out();
-    const index = o[CALL];
-    const generation = o[CALL + 1];
-    let live = true; // the core still holds the call
-    let value;
-    let error;
-    let threw = false; // the last attempt threw (else it returned `value`)
-    let attempt = null;
+    const code = p.start(readClock(clock), deadline);
+    const o = out();
+    const call = new Call(fn, signal, o[CALL], o[CALL + 1]);
+    if (options !== undefined && options !== null && options.fallback !== undefined) {
+      call.fallback = options.fallback;
+      call.hasFallback = true;
+    }
+    return this.#drive(p, call, code);
+  }
+
+  // The attempt the core just handed out (its fields in `o`), tracked by the deadline timer.
+  #begin(o, signal) {
+    const at = o[TIME];
+    const attempt = new Attempt(o[ATTEMPTS], signal, at);
+    if (at === at) this.#deadlines.add(attempt);
+    return attempt;
+  }
+
+  // Report how the running attempt ended (`threw`: with `result` as its error) and poll.
+  #report(p, index, generation, attempt, signal, threw, result) {
+    let outcome = SUCCESS;
+    let retryable = false;
+    let hint = NaN;
+    if (threw || (typeof result === 'object' && result !== null && isResponse(result) && !result.ok)) {
+      const verdict = classify(this.#retryable, result);
+      outcome = verdict === 'ignore' ? IGNORED : FAILURE;
+      retryable = verdict === true;
+      if (outcome === FAILURE) hint = retryAfterOf(result);
+    }
+    if (timed(attempt)) {
+      this.#deadlines.remove(attempt);
+      if (expired(attempt)) outcome = TIMEOUT;
+    }
+    if (this.#raw !== p) throw disposedError('Pipeline');
+    if (signal !== null && signal.aborted) throw signal.reason; // the caller's loop cancels
+    return p.report(index, generation, outcome, retryable, hint, readClock(this.#clock));
+  }
+
+  #cancel(p, call) {
+    if (!call.live) return;
+    call.live = false;
+    this.#abandon(p, call.index, call.generation);
+  }
+
+  // The general loop: hand out each step the core decides, until done or failed.
+  async #drive(p, call, code) {
+    const clock = this.#clock;
+    const signal = call.signal;
     try {
       for (;;) {
-        if (code & (EVENTS | WAKES)) {
-          this.#drain(p, code);
-          o = out();
-        }
+        if (code & (EVENTS | WAKES)) this.#drain(p, code);
+        const o = out();
         switch (code & STEP_MASK) {
           case ATTEMPT: {
-            const at = o[TIME];
-            attempt = new Attempt(o[ATTEMPTS], signal, at);
-            const timed = at === at;
-            if (timed) this.#deadlines.add(attempt);
-            let outcome = SUCCESS;
-            let retryable = false;
-            let hint = NaN;
+            const attempt = this.#begin(o, signal);
+            call.attempt = attempt;
+            let threw = false;
+            let result;
             try {
-              value = await fn(attempt);
-              threw = false;
-              if (typeof value === 'object' && value !== null && isResponse(value) && !value.ok) {
-                const verdict = classify(this.#retryable, value);
-                outcome = verdict === 'ignore' ? IGNORED : FAILURE;
-                retryable = verdict === true;
-                hint = retryAfterOf(value);
-              }
+              result = await call.fn(attempt);
             } catch (e) {
               threw = true;
-              error = e;
-              const verdict = classify(this.#retryable, e);
-              outcome = verdict === 'ignore' ? IGNORED : FAILURE;
-              retryable = verdict === true;
-              if (outcome === FAILURE) hint = retryAfterOf(e);
+              result = e;
             }
-            if (timed) {
-              this.#deadlines.remove(attempt);
-              if (expired(attempt)) outcome = TIMEOUT;
-            }
-            p = this.#afterWait(p, signal);
-            code = p.report(index, generation, outcome, retryable, hint, readClock(clock));
+            call.threw = threw;
+            call.result = result;
+            code = this.#report(p, call.index, call.generation, attempt, signal, threw, result);
             break;
           }
           case SLEEP: {
@@ -200,69 +289,66 @@ export class Pipeline extends Emitter {
                 if (signal === null || !signal.aborted) throw e;
               }
             }
-            p = this.#afterWait(p, signal);
-            code = p.poll(index, generation, readClock(clock));
+            this.#afterWait(p, call);
+            code = p.poll(call.index, call.generation, readClock(clock));
             break;
           }
           case PARK: {
-            await this.#park(index, generation, o[TIME], signal);
-            p = this.#afterWait(p, signal);
-            code = p.poll(index, generation, readClock(clock));
+            await this.#park(call.index, call.generation, o[TIME], signal);
+            this.#afterWait(p, call);
+            code = p.poll(call.index, call.generation, readClock(clock));
             break;
           }
           case DONE:
-            live = false;
-            return value;
-          case FAIL: {
-            live = false;
-            const kind = KINDS[o[KIND]];
-            const fallbackApplies = hasFallback && o[FALLBACK] === 1;
-            let failure;
-            if (kind === 'failure') {
-              if (!threw) {
-                // A failing Response the function returned: it stays the call's result.
-                if (!fallbackApplies) return value;
-                failure = value;
-              } else {
-                failure = error;
-              }
-            } else {
-              const cause = o[CAUSE] === 0 ? undefined : this.#cause(KINDS[o[CAUSE]], threw, error, value, attempt);
-              failure = errorOf(kind, {
-                retryAfter: o[RETRY_AFTER],
-                attempts: o[ATTEMPTS],
-                cause: kind === 'timeout' && threw ? error : cause,
-              });
-            }
-            if (fallbackApplies) return await applyFallback(fallback, failure);
-            throw failure;
-          }
+            call.live = false;
+            return call.result;
+          case FAIL:
+            call.live = false;
+            return await this.#fail(call, o);
           default:
             throw new Error(`tripwire: unexpected step (${p.lastError() || code})`);
         }
-        o = out();
       }
     } catch (e) {
-      if (live && this.#raw === p) {
-        live = false;
-        p.cancel(index, generation, clock.now());
-        this.#drain(p, EVENTS | WAKES);
-      }
+      this.#cancel(p, call);
       throw e;
     }
   }
 
-  // After any await: the pipeline may have been disposed and the caller may have given up.
-  #afterWait(p, signal) {
+  // After a wait: the pipeline may have been disposed and the caller may have given up.
+  #afterWait(p, call) {
     if (this.#raw !== p) throw disposedError('Pipeline');
-    if (signal !== null && signal.aborted) throw signal.reason;
-    return p;
+    const signal = call.signal;
+    if (signal !== null && signal.aborted) {
+      this.#cancel(p, call);
+      throw signal.reason;
+    }
+  }
+
+  // The core failed the call: fall back, or raise the kind's error (the function's own error
+  // for "failure").
+  async #fail(call, o) {
+    const kind = KINDS[o[KIND]];
+    const fallbackApplies = call.hasFallback && o[FALLBACK] === 1;
+    const { threw, result } = call;
+    let failure;
+    if (kind === 'failure') {
+      // A failing Response the function returned stays the call's result.
+      if (!threw && !fallbackApplies) return result;
+      failure = result;
+    } else {
+      const causeKind = o[CAUSE] === 0 ? undefined : KINDS[o[CAUSE]];
+      const cause = kind === 'timeout' ? (threw ? result : undefined) : causeKind === undefined ? undefined : this.#cause(causeKind, call);
+      failure = errorOf(kind, { retryAfter: o[RETRY_AFTER], attempts: o[ATTEMPTS], cause });
+    }
+    if (fallbackApplies) return applyFallback(call.fallback, failure);
+    throw failure;
   }
 
   // The error a give-up wraps as its `cause`: the last attempt's failure.
-  #cause(kind, threw, error, value, attempt) {
-    if (kind === 'failure') return threw ? error : value;
-    if (kind === 'timeout') return new TimeoutError(undefined, threw ? { cause: error } : {});
+  #cause(kind, call) {
+    if (kind === 'failure') return call.result;
+    if (kind === 'timeout') return new TimeoutError(undefined, call.threw ? { cause: call.result } : {});
     return errorOf(kind, {});
   }
 

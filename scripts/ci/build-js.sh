@@ -32,7 +32,7 @@ cd "$ROOT"
 FEATURES=()
 if [ -n "${TRIPWIRE_JS_FEATURES:-}" ]; then FEATURES=(--features "$TRIPWIRE_JS_FEATURES"); fi
 # Always -p: a workspace-wide wasm build fails on the pyo3 crate (TOOLCHAIN.md P5).
-CARGO_PROFILE_RELEASE_OPT_LEVEL=z CARGO_PROFILE_RELEASE_PANIC=abort \
+CARGO_PROFILE_RELEASE_OPT_LEVEL=${TRIPWIRE_JS_OPT_LEVEL:-3} CARGO_PROFILE_RELEASE_PANIC=abort \
   cargo build -p tripwire-js --target wasm32-unknown-unknown --release "${FEATURES[@]}"
 
 WASM=target/wasm32-unknown-unknown/release/tripwire_js.wasm
