@@ -143,7 +143,11 @@ export class CircuitBreaker extends Emitter {
 
   /** The breaker's state as a small JSON-ready object (the core's snapshot). */
   toJSON() {
-    return this.#live().snapshot();
+    const b = this.#live();
+    // Tell the breaker the time first: an open period's remaining time counts from now.
+    const code = b.handleTimeout(readClock(this.#clock));
+    if (code & EVENTS) this.#drain(b);
+    return b.snapshot();
   }
 
   /** Take a state saved by `toJSON()` (object or JSON text); a ConfigError when it does not fit. */

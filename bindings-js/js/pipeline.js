@@ -444,7 +444,10 @@ export class Pipeline extends Emitter {
 
   /** The breaker's state as JSON (`{name, circuitBreaker}`), for `restore` in another process. */
   toJSON() {
-    return { name: this.#name, circuitBreaker: this.#live().breakerSnapshot() };
+    const p = this.#live();
+    const snapshot = p.breakerSnapshot(readClock(this.#clock));
+    this.#drain(p, EVENTS | WAKES);
+    return { name: this.#name, circuitBreaker: snapshot };
   }
 
   /** Take a breaker state saved by `toJSON()` (a ConfigError when it does not fit). */

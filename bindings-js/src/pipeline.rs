@@ -135,6 +135,18 @@ impl RawPipeline {
         flags
     }
 
+    /// Events of an input made to the breaker directly (manual control, snapshots) reach the
+    /// pipeline's queue only at its next input; take them now, in order.
+    fn drain_breaker(&mut self) {
+        if let Some(b) = self.inner.breaker_mut() {
+            while let Some(e) = b.poll_event() {
+                if self.listening {
+                    self.events.push(e);
+                }
+            }
+        }
+    }
+
     fn misuse(&mut self, e: UsageError) -> u32 {
         e.as_str().clone_into(&mut self.last_error);
         MISUSE
@@ -319,17 +331,21 @@ impl RawPipeline {
             2 => b.reset(now),
             _ => return Err(type_error("unknown breaker action")),
         }
-        // Breaker events reach the pipeline's queue at its next input; drain them now.
-        let _ = self.outputs();
+        self.drain_breaker();
         Ok(true)
     }
 
-    /// The breaker's snapshot as a plain object, null without a breaker.
+    /// The breaker's snapshot as of `now` (its open period's remaining time counted from
+    /// `now`) as a plain object; null without a breaker.
     #[wasm_bindgen(js_name = breakerSnapshot)]
-    pub fn breaker_snapshot(&self) -> JsValue {
-        self.inner
-            .breaker()
-            .map_or(JsValue::NULL, |b| to_js(&b.snapshot()))
+    pub fn breaker_snapshot(&mut self, now: f64) -> JsValue {
+        let Some(b) = self.inner.breaker_mut() else {
+            return JsValue::NULL;
+        };
+        b.handle_timeout(instant(now));
+        let snapshot = to_js(&b.snapshot());
+        self.drain_breaker();
+        snapshot
     }
 
     /// Restore the breaker from a snapshot; throws the config error when it does not fit
@@ -344,7 +360,9 @@ impl RawPipeline {
             ))
         })?;
         b.restore(&snapshot, instant(now))
-            .map_err(|e| config_error(&e))
+            .map_err(|e| config_error(&e))?;
+        self.drain_breaker();
+        Ok(())
     }
 }
 
