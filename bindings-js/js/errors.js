@@ -118,11 +118,6 @@ export function errorOf(kind, options) {
   return new cls(undefined, options);
 }
 
-/** The error class for a kind, or null for "failure". */
-export function classOf(kind) {
-  return CLASSES[kind];
-}
-
 /** Run `build`, turning a config error thrown by the wasm side into a ConfigError. */
 export function native(build) {
   try {
@@ -147,16 +142,53 @@ export function disposedError(what) {
   return e;
 }
 
+function configIssue(path, reason) {
+  const message = path === '' ? reason : `${path}: ${reason}`;
+  return new ConfigError(message, [{ path, reason }]);
+}
+
+function joinPath(prefix, key) {
+  if (typeof key === 'number') return `${prefix}[${key}]`;
+  return prefix === '' ? key : `${prefix}.${key}`;
+}
+
+// A copy of a config object holding exactly what its JSON would: properties set to undefined
+// are left out (JSON.stringify drops them too, so they mean "not set", i.e. the default), and
+// values JSON cannot hold are refused by path instead of turning into null (which, for a
+// timeout, would silently mean "none").
+function jsonShaped(value, path) {
+  switch (typeof value) {
+    case 'number':
+      if (!Number.isFinite(value)) throw configIssue(path, `must be a finite number, got ${value}`);
+      return value;
+    case 'string':
+    case 'boolean':
+    case 'bigint':
+      return value;
+    case 'object': {
+      if (value === null) return null;
+      if (Array.isArray(value)) return value.map((v, i) => jsonShaped(v === undefined ? null : v, joinPath(path, i)));
+      const copy = {};
+      for (const [key, v] of Object.entries(value)) {
+        if (v !== undefined) copy[key] = jsonShaped(v, joinPath(path, key));
+      }
+      return copy;
+    }
+    default:
+      throw configIssue(path, `a config holds JSON values, not a ${typeof value}`);
+  }
+}
+
 /**
  * A config given as an object, or as JSON text: text is parsed here, so a syntax error is a
- * ConfigError like any other refusal.
+ * ConfigError like any other refusal; an object is checked to hold only what JSON can.
  */
 export function configInput(input) {
-  if (typeof input !== 'string') return input;
+  if (typeof input !== 'string') return jsonShaped(input, '');
   try {
     return JSON.parse(input);
   } catch (e) {
-    throw new ConfigError(`invalid JSON: ${e.message}`, [{ path: '', reason: `invalid JSON: ${e.message}` }]);
+    throw configIssue('', `invalid JSON: ${e.message}`);
   }
 }
 

@@ -93,6 +93,13 @@ test('configs that are not objects, or hold values JSON cannot, are ConfigErrors
     assert.throws(() => new Pipeline(config), ConfigError, JSON.stringify(config) ?? String(config));
   }
   assert.throws(() => new CircuitBreaker(null), ConfigError);
+  assert.throws(() => new Pipeline({ retry: { backoff: { base: NaN } } }), (e) => e.message === 'retry.backoff.base: must be a finite number, got NaN');
+  assert.throws(() => new Pipeline({ order: ['retry', Infinity] }), (e) => e.path === 'order[1]');
+  assert.throws(() => new Pipeline({ fallback: { on: [() => 1] } }), (e) => e.path === 'fallback.on[0]' && /not a function/.test(e.message));
+  // A property set to undefined is not set: the default applies, as in JSON.
+  const p = new Pipeline({ timeout: { perAttempt: undefined } }, { clock: new FakeClock() });
+  assert.equal(p.stats().calls, 0);
+  p.dispose();
   // Config text is parsed as JSON.
   assert.equal(new Pipeline('{"retry": {"maxRetries": 1}}').stats().retry.retries, 0);
 });
