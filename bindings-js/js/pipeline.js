@@ -73,20 +73,28 @@ export function classify(retryable, error) {
   return verdict;
 }
 
-/** Try each fallback in order: a value is used as is, a function is called with the error. */
+/**
+ * Try each fallback in order (the seed's cache → database → default): a value is used as is; a
+ * function is called with the call's error, and falls through to the next one when it throws
+ * or returns undefined (a cache miss). The last one's result is final, whatever it is; when it
+ * throws, its error is the call's.
+ */
 async function applyFallback(fallback, error) {
   const chain = Array.isArray(fallback) ? fallback : [fallback];
-  let last = error;
+  let failure = error;
   for (let i = 0; i < chain.length; i++) {
     const f = chain[i];
     if (typeof f !== 'function') return f;
+    const last = i === chain.length - 1;
     try {
-      return await f(error);
+      const value = await f(error);
+      if (value !== undefined || last) return value;
     } catch (e) {
-      last = e;
+      if (last) throw e;
+      failure = e;
     }
   }
-  throw last;
+  throw failure;
 }
 
 /**

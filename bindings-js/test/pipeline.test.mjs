@@ -339,6 +339,10 @@ test('fallback chains: tried in order, each given the error; only for the kinds 
   assert.equal(seen.length, 2);
   assert.ok(seen[0] instanceof CircuitOpenError);
   assert.equal(seen[1], seen[0]);
+  // A function returning undefined (a cache miss) falls through; the last one is final.
+  assert.equal(await p.execute(async () => 1, { fallback: [() => undefined, async () => undefined, 'last'] }), 'last');
+  assert.equal(await p.execute(async () => 1, { fallback: [() => 'hit', 'last'] }), 'hit');
+  assert.equal(await p.execute(async () => 1, { fallback: () => undefined }), undefined);
   // Every fallback failing: the last one's error.
   await assert.rejects(
     p.execute(async () => 1, {
