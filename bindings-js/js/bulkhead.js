@@ -1,6 +1,6 @@
 // Bulkhead: a concurrency limit with a FIFO queue. It drives a bulkhead-only pipeline, so
 // parking, waking, `maxWait` and cancellation are the same code paths as in any pipeline.
-import { Pipeline } from './pipeline.js';
+import { Pipeline, DISPLAY_NAME } from './pipeline.js';
 import { configInput } from './errors.js';
 import { DISPOSE } from './lifecycle.js';
 
@@ -9,7 +9,7 @@ export class Bulkhead {
   #pipeline;
 
   constructor(config = {}, options = {}) {
-    this.#pipeline = new Pipeline({ bulkhead: configInput(config) }, { clock: options?.clock, name: options?.name ?? 'bulkhead' });
+    this.#pipeline = new Pipeline({ bulkhead: configInput(config) }, { clock: options?.clock, name: options?.name ?? 'bulkhead', [DISPLAY_NAME]: 'Bulkhead' });
   }
 
   /**

@@ -26,6 +26,9 @@ const FAILURE = 1;
 const TIMEOUT = 2;
 const IGNORED = 3;
 
+/** A constructor option (module-private) naming the object for messages: a Bulkhead is a pipeline inside. */
+export const DISPLAY_NAME = Symbol('displayName');
+
 /** One call's state while the general loop drives it. */
 class Call {
   constructor(fn, signal, index, generation) {
@@ -108,6 +111,7 @@ export class Pipeline extends Emitter {
   #retryable;
   #deadlines;
   #parked = new Map();
+  #what = 'Pipeline';
 
   constructor(config = {}, options = {}) {
     super(POLICY_EVENTS, (on) => this.#raw?.setListening(on));
@@ -124,6 +128,7 @@ export class Pipeline extends Emitter {
       this.#name = name;
     }
     this.#deadlines = new Deadlines(this.#clock);
+    if (typeof options?.[DISPLAY_NAME] === 'string') this.#what = options[DISPLAY_NAME];
   }
 
   /** The name that labels this pipeline's metrics. */
@@ -138,7 +143,7 @@ export class Pipeline extends Emitter {
 
   #live() {
     const p = this.#raw;
-    if (p === null) throw disposedError('Pipeline');
+    if (p === null) throw disposedError(this.#what);
     return p;
   }
 
@@ -252,7 +257,7 @@ export class Pipeline extends Emitter {
       this.#deadlines.remove(attempt);
       if (expired(attempt)) outcome = TIMEOUT;
     }
-    if (this.#raw !== p) throw disposedError('Pipeline');
+    if (this.#raw !== p) throw disposedError(this.#what);
     if (signal !== null && signal.aborted) throw signal.reason; // the caller's loop cancels
     return p.report(index, generation, outcome, retryable, hint, readClock(this.#clock));
   }
@@ -325,7 +330,7 @@ export class Pipeline extends Emitter {
 
   // After a wait: the pipeline may have been disposed and the caller may have given up.
   #afterWait(p, call) {
-    if (this.#raw !== p) throw disposedError('Pipeline');
+    if (this.#raw !== p) throw disposedError(this.#what);
     const signal = call.signal;
     if (signal !== null && signal.aborted) {
       this.#cancel(p, call);

@@ -227,3 +227,57 @@ pub fn validate_config(target: &str, config: JsValue) -> Result<(), JsValue> {
     };
     result.map_err(|e| config_error(&e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_times_become_instants_and_broken_ones_the_origin() {
+        assert_eq!(instant(1.5), Instant::from_nanos(1_500_000));
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -3.0] {
+            assert_eq!(instant(bad), Instant::ZERO, "{bad}");
+        }
+        assert_eq!(ms(Instant::from_nanos(2_500_000)), 2.5);
+    }
+
+    #[test]
+    fn optional_deadlines_and_durations() {
+        assert_eq!(opt_instant(f64::NAN), None);
+        assert_eq!(opt_instant(f64::INFINITY), None);
+        assert_eq!(
+            opt_instant(-1.0),
+            Some(Instant::ZERO),
+            "a past deadline, not none"
+        );
+        assert_eq!(opt_instant(10.0), Some(Instant::from_nanos(10_000_000)));
+        assert_eq!(opt_duration(f64::NAN), None);
+        assert_eq!(opt_duration(-5.0), Some(Duration::ZERO));
+        assert_eq!(opt_duration(0.25), Some(Duration::from_micros(250)));
+        assert_eq!(
+            opt_duration(f64::INFINITY),
+            Some(Duration::from_nanos(u64::MAX))
+        );
+        assert!(opt_ms(None).is_nan());
+        assert!(opt_dur_ms(None).is_nan());
+        assert_eq!(dur_ms(Duration::from_micros(1500)), 1.5);
+    }
+
+    #[test]
+    fn costs_are_whole_non_negative_numbers_saturating_at_u64_max() {
+        assert_eq!(count(0.0), Some(0));
+        assert_eq!(count(3.0), Some(3));
+        assert_eq!(count(18_446_744_073_709_551_615.0), Some(u64::MAX));
+        assert_eq!(count(1e300), Some(u64::MAX));
+        for bad in [-1.0, 1.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(count(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn seeds_join_their_halves() {
+        assert_eq!(seed(0, 7), 7);
+        assert_eq!(seed(1, 0), 1 << 32);
+        assert_eq!(seed(u32::MAX, u32::MAX), u64::MAX);
+    }
+}

@@ -26,7 +26,7 @@ for (const [name, make] of Object.entries(makers)) {
     x.dispose();
     assert.equal(raw.liveObjects(), before);
     x.dispose(); // twice is fine
-    const disposed = (e) => e instanceof Error && e.code === 'ERR_TRIPWIRE_DISPOSED' && /was disposed/.test(e.message);
+    const disposed = (e) => e instanceof Error && e.code === 'ERR_TRIPWIRE_DISPOSED' && e.message.includes(`this ${name} was disposed`);
     if ('execute' in x) {
       const run = name === 'KeyedRateLimiter' ? x.execute('k', async () => 1) : x.execute(async () => 1);
       await assert.rejects(run, disposed);
