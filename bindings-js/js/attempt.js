@@ -189,8 +189,9 @@ export class Deadlines {
     this.#cancel();
     this.#armedAt = at;
     const clock = this.#clock;
-    // At least 1 ms: timers have ms granularity, and an early wake-up re-arms for the rest.
-    const wait = Math.max(1, Math.ceil(at - readClock(clock)));
+    // At least 1 ms (timers have ms granularity; an early wake-up re-arms for the rest) and at
+    // most setTimeout's longest delay (Node fires longer ones at once).
+    const wait = Math.min(2_147_483_647, Math.max(1, Math.ceil(at - readClock(clock))));
     if (clock === systemClock) {
       this.#handle = globalThis.setTimeout(this.#fire, wait);
       this.#refed = true;
@@ -212,7 +213,14 @@ export class Deadlines {
     this.#handle = null;
     this.#controller = null;
     this.#armedAt = Infinity;
-    const now = readClock(this.#clock);
+    let now;
+    try {
+      now = readClock(this.#clock);
+    } catch {
+      // A broken clock: nothing can be timed. The calls themselves fail with the TypeError when
+      // they next read it; throwing here would only crash the process from a timer.
+      return;
+    }
     let next = Infinity;
     for (let a = this.#head; a !== null; ) {
       const following = nextOf(a);

@@ -6,8 +6,13 @@ function abortReason(signal) {
   return signal.reason ?? new DOMException('This operation was aborted', 'AbortError');
 }
 
+// setTimeout's longest delay; Node fires longer ones after 1 ms (with a warning). A longer sleep
+// wakes at this bound and its caller, which re-checks the time, sleeps again.
+const MAX_TIMER_MS = 2_147_483_647;
+
 /** Resolves after `ms` (rejects with the signal's reason if it aborts first). */
 function systemSleep(ms, signal) {
+  ms = Math.min(ms, MAX_TIMER_MS);
   return new Promise((resolve, reject) => {
     if (signal !== undefined && signal !== null) {
       if (signal.aborted) {

@@ -80,3 +80,29 @@ test('FakeClock: sleeps resolve in time order as time advances; aborts reject', 
   assert.throws(() => new FakeClock(NaN), TypeError);
   await assert.rejects(clock.advance(-1), TypeError);
 });
+
+test('sleeps longer than setTimeout allows are clamped, not fired at once', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  let done = false;
+  systemClock.sleep(2 ** 40).then(() => (done = true));
+  t.mock.timers.tick(1000);
+  await settle();
+  assert.equal(done, false);
+  t.mock.timers.tick(2 ** 31);
+  await settle();
+  assert.equal(done, true, 'woken at the clamp; a caller that re-checks the time sleeps again');
+});
+
+test('a pipeline with a 100-year attempt timeout does not spin its timer', async (t) => {
+  const p = new Pipeline({ timeout: { perAttempt: '36500d' } });
+  let fired = 0;
+  const real = globalThis.setTimeout;
+  t.mock.method(globalThis, 'setTimeout', (fn, ms, ...rest) => {
+    fired++;
+    assert.ok(ms <= 2_147_483_647, `setTimeout(${ms})`);
+    return real(fn, ms, ...rest);
+  });
+  assert.equal(await p.execute(async () => 'ok'), 'ok');
+  assert.equal(fired, 1);
+  p.dispose();
+});
