@@ -61,7 +61,7 @@ export function retryableOf(options) {
   return retryable;
 }
 
-/** What a failed attempt means: FAILURE (retryable or not) or IGNORED. */
+/** The predicate's verdict on a failure: true, false or "ignore" (a predicate that throws: false). */
 export function classify(retryable, error) {
   let verdict;
   try {
@@ -367,6 +367,8 @@ export class Pipeline extends Emitter {
 
   // Wait in the bulkhead queue until woken, until `until`, or until the caller aborts.
   #park(index, generation, until, signal) {
+    // Read the clock before anything is registered: a broken clock throws here, leaving nothing.
+    const wait = until === until ? until - readClock(this.#clock) : NaN;
     return new Promise((resolve) => {
       let done = false;
       let controller = null;
@@ -380,8 +382,7 @@ export class Pipeline extends Emitter {
       };
       this.#parked.set(index, { generation, wake });
       if (signal !== null) signal.addEventListener('abort', wake, { once: true });
-      if (until === until) {
-        const wait = until - readClock(this.#clock);
+      if (wait === wait) {
         if (wait > 0) {
           controller = new AbortController();
           this.#clock.sleep(wait, controller.signal).then(wake, () => {});
