@@ -1,0 +1,301 @@
+// Types for the `tripwire` npm package (bindings-js/js). Times are milliseconds.
+
+/** A monotonic clock: `now()` in ms, `sleep(ms, signal)` resolving after `ms` (rejecting on abort). */
+export interface Clock {
+  now(): number;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** The host's clock: `performance.now()` and `setTimeout`, looked up at each use. */
+export declare const systemClock: Clock;
+
+/**
+ * What a failure means to a policy: `true` a retryable failure, `false` a failure that is not
+ * retried (the breaker still counts it), `"ignore"` the caller's fault (a 4xx: neither retried
+ * nor counted by the breaker).
+ */
+export type Verdict = boolean | 'ignore';
+
+/** Constructor options shared by every policy object. */
+export interface PolicyOptions {
+  /** The clock to read (default: `systemClock`). */
+  clock?: Clock;
+}
+
+export interface PipelineOptions extends PolicyOptions {
+  /**
+   * Classifies a thrown error (or a returned non-ok `Response`); default `defaultRetryable`:
+   * 5xx, 429, network error codes and fetch's network TypeError retry, other 4xx are ignored.
+   */
+  retryable?: (error: unknown) => Verdict;
+  /** Labels this pipeline's Prometheus metrics (default "default"). */
+  name?: string;
+}
+
+/** The argument a protected function receives. */
+export interface AttemptContext {
+  /** Aborted when this attempt times out (reason: a TimeoutError) or the caller's signal aborts. */
+  readonly signal: AbortSignal;
+  /** The attempt number, 1 for the first. */
+  readonly attempt: number;
+}
+
+export type Fallback<T> = T | ((error: unknown) => T | Promise<T>);
+
+export interface ExecuteOptions<T> {
+  /** Cancels the whole call: a queued call leaves the queue, a running attempt is aborted. */
+  signal?: AbortSignal;
+  /** The call's deadline: ms on the pipeline's clock (`pipeline.clock.now() + 500`), or a Date. */
+  deadline?: number | Date;
+  /** Used when the call fails with a kind the config's `fallback.on` lists (default: all); a list is tried in order. */
+  fallback?: Fallback<T> | Fallback<T>[];
+}
+
+export type BreakerState = 'closed' | 'open' | 'halfOpen' | 'forcedOpen' | 'disabled';
+
+export type ErrorKind =
+  | 'circuitOpen'
+  | 'bulkheadFull'
+  | 'queueTimeout'
+  | 'rateLimited'
+  | 'timeout'
+  | 'retriesExhausted'
+  | 'budgetExhausted'
+  | 'deadlineExceeded'
+  | 'failure'
+  | 'invalidConfig';
+
+/** Events every policy object emits (`on(type, listener)`; `"*"` for all). */
+export type PolicyEvent =
+  | { type: 'stateChanged'; at: number; from: BreakerState; to: BreakerState }
+  | { type: 'rejected'; at: number; reason: ErrorKind; retryAfter?: number }
+  | { type: 'retryScheduled'; at: number; attempt: number; delay: number }
+  | { type: 'gaveUp'; at: number; reason: ErrorKind; attempts: number }
+  | { type: 'queued'; at: number; ticket: number }
+  | { type: 'woken'; at: number; ticket: number };
+
+export type PolicyEventType = PolicyEvent['type'];
+
+declare class Emitter<E extends { type: string }> {
+  on<K extends E['type']>(type: K, listener: (event: Extract<E, { type: K }>) => void): this;
+  on(type: '*', listener: (event: E) => void): this;
+  off(type: E['type'] | '*', listener: (event: never) => void): this;
+}
+
+/** A config as an object or as JSON text (DESIGN.md §3; durations are ms numbers or "250ms"-style strings). */
+export type Config = object | string;
+
+export interface PipelineStats {
+  calls: number;
+  succeeded: number;
+  failed: Record<Exclude<ErrorKind, 'invalidConfig'>, number>;
+  cancelled: number;
+  attempts: number;
+  inFlight: number;
+  eventsDropped: number;
+  breaker: Record<string, number | string> | null;
+  bulkhead: Record<string, number> | null;
+  rateLimit: Record<string, number> | null;
+  retry: Record<string, number> | null;
+  budgetTokens: number | null;
+  /** The breaker's state, or null without one. */
+  state: BreakerState | null;
+}
+
+/** The policies of one named entry around a call: rateLimit, bulkhead, circuitBreaker, retry, timeout, fallback. */
+export declare class Pipeline extends Emitter<PolicyEvent> {
+  constructor(config?: Config, options?: PipelineOptions);
+  readonly name: string;
+  readonly clock: Clock;
+  /** The breaker's state, or null without a circuit breaker. */
+  readonly state: BreakerState | null;
+  execute<T>(fn: (context: AttemptContext) => T | Promise<T>, options?: ExecuteOptions<T>): Promise<T>;
+  forceOpen(): void;
+  disable(): void;
+  reset(): void;
+  stats(): PipelineStats;
+  /** Prometheus text exposition, labelled `pipeline="<name>"`. */
+  prometheus(): string;
+  reconfigure(config: Config): void;
+  toJSON(): { name: string; circuitBreaker: BreakerSnapshot | null };
+  restore(json: { circuitBreaker: BreakerSnapshot | null } | BreakerSnapshot | string): void;
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+/** A breaker's state as plain JSON (the core's snapshot). */
+export interface BreakerSnapshot {
+  state: BreakerState;
+  openStreak: number;
+  openRemaining?: number;
+  consecutiveFailures: number;
+  halfOpenSuccesses: number;
+  window?: unknown;
+}
+
+export interface BreakerOptions extends PolicyOptions {
+  retryable?: (error: unknown) => Verdict;
+}
+
+export declare class CircuitBreaker extends Emitter<PolicyEvent> {
+  constructor(config?: Config, options?: BreakerOptions);
+  readonly state: BreakerState;
+  /** When the open period ends (ms on the breaker's clock), or undefined when not open. */
+  readonly openUntil: number | undefined;
+  execute<T>(fn: (context: AttemptContext) => T | Promise<T>, options?: { signal?: AbortSignal }): Promise<T>;
+  forceOpen(): void;
+  disable(): void;
+  reset(): void;
+  stats(): Record<string, number | string>;
+  toJSON(): BreakerSnapshot;
+  restore(snapshot: BreakerSnapshot | string): void;
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+/** A rate-limit decision (ms): `wait > 0` means "go after waiting" (reserved by `maxWait`); `retryAfter` is Infinity when the cost can never pass. */
+export interface RateDecision {
+  allowed: boolean;
+  retryAfter: number;
+  wait: number;
+}
+
+export declare class RateLimiter extends Emitter<PolicyEvent> {
+  constructor(config: Config | object[], options?: PolicyOptions);
+  check(cost?: number): RateDecision;
+  execute<T>(fn: (context: AttemptContext) => T | Promise<T>, options?: { signal?: AbortSignal }): Promise<T>;
+  readonly available: number;
+  stats(): Record<string, number>;
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+export declare class KeyedRateLimiter extends Emitter<PolicyEvent> {
+  constructor(config: Config, options?: PolicyOptions);
+  check(key: string, cost?: number): RateDecision;
+  execute<T>(key: string, fn: (context: AttemptContext) => T | Promise<T>, options?: { signal?: AbortSignal }): Promise<T>;
+  readonly size: number;
+  stats(): Record<string, number>;
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+export declare class Bulkhead {
+  constructor(config?: Config, options?: PolicyOptions & { name?: string });
+  execute<T>(fn: (context: AttemptContext) => T | Promise<T>, options?: { signal?: AbortSignal; deadline?: number | Date }): Promise<T>;
+  on<K extends PolicyEventType>(type: K, listener: (event: Extract<PolicyEvent, { type: K }>) => void): this;
+  off(type: PolicyEventType | '*', listener: (event: never) => void): this;
+  stats(): Record<string, number>;
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
+export type CheckStatus = 'pending' | 'healthy' | 'unhealthy';
+
+export interface CheckOptions {
+  timeout?: number | string;
+  critical?: boolean;
+  interval?: number | string;
+  failureThreshold?: number;
+  successThreshold?: number;
+}
+
+export interface HealthReport {
+  status: HealthStatus;
+  timestamp: string;
+  checks: Record<
+    string,
+    { status: CheckStatus; critical: boolean; latencyMs: number | null; error: string | null; consecutiveFailures: number; consecutiveSuccesses: number }
+  >;
+  breakers: Record<string, { state: BreakerState }>;
+}
+
+export type HealthEvent =
+  | { type: 'checkChanged'; at: number; check: string | null; from: CheckStatus; to: CheckStatus }
+  | { type: 'timedOut'; at: number; check: string | null }
+  | { type: 'statusChanged'; at: number; from: HealthStatus; to: HealthStatus };
+
+export declare class HealthChecker extends Emitter<HealthEvent> {
+  constructor(config?: { checks?: Record<string, CheckOptions> } | string, options?: PolicyOptions);
+  register(name: string, fn: (context: { signal: AbortSignal }) => unknown, options?: CheckOptions): this;
+  unregister(name: string): boolean;
+  addBreaker(name: string, breaker: CircuitBreaker | Pipeline): this;
+  removeBreaker(name: string): boolean;
+  readonly status: HealthStatus;
+  check(): Promise<HealthReport>;
+  /** `(req, res)` for node:http and Express: the report as JSON, 200 or 503. */
+  healthHandler(): (req: unknown, res: { statusCode: number; setHeader(name: string, value: string): unknown; end(body: string): unknown }) => void;
+  stats(): Record<string, number>;
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+export declare class Policies {
+  get(name: string): Pipeline;
+  names(): string[];
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+/** A policy file `{seed?, policies: {name: pipelineConfig}}` as an object or JSON text. */
+export declare function loadPolicies(objectOrJsonText: Config, options?: PipelineOptions): Policies;
+
+export declare function defaultRetryable(error: unknown): Verdict;
+export declare function parseRetryAfter(value: string, nowMs?: number): number;
+
+export interface TripwireErrorOptions {
+  retryAfter?: number;
+  attempts?: number;
+  cause?: unknown;
+}
+
+export declare class TripwireError extends Error {
+  constructor(message?: string, options?: TripwireErrorOptions & { code?: string });
+  readonly code: ErrorKind | string;
+  /** When the same call could pass (ms), where known. */
+  readonly retryAfter: number | undefined;
+  /** Attempts made, the first included (0 when refused before any). */
+  readonly attempts: number;
+}
+export declare class CircuitOpenError extends TripwireError {
+  constructor(message?: string, options?: TripwireErrorOptions);
+  readonly code: 'circuitOpen';
+}
+export declare class BulkheadFullError extends TripwireError {
+  constructor(message?: string, options?: TripwireErrorOptions);
+  readonly code: 'bulkheadFull';
+}
+export declare class QueueTimeoutError extends TripwireError {
+  constructor(message?: string, options?: TripwireErrorOptions);
+  readonly code: 'queueTimeout';
+}
+export declare class RateLimitedError extends TripwireError {
+  constructor(message?: string, options?: TripwireErrorOptions);
+  readonly code: 'rateLimited';
+}
+export declare class TimeoutError extends TripwireError {
+  constructor(message?: string, options?: TripwireErrorOptions);
+  readonly code: 'timeout';
+}
+export declare class RetriesExhaustedError extends TripwireError {
+  constructor(message?: string, options?: TripwireErrorOptions);
+  readonly code: 'retriesExhausted';
+  /** The last attempt's error. */
+  readonly cause: unknown;
+}
+export declare class BudgetExhaustedError extends TripwireError {
+  constructor(message?: string, options?: TripwireErrorOptions);
+  readonly code: 'budgetExhausted';
+}
+export declare class DeadlineExceededError extends TripwireError {
+  constructor(message?: string, options?: TripwireErrorOptions);
+  readonly code: 'deadlineExceeded';
+}
+export declare class ConfigError extends TripwireError {
+  constructor(message: string, issues?: { path: string; reason: string }[]);
+  readonly code: 'invalidConfig';
+  /** Every problem found; `path` is the first one's (`retry.backoff.base`). */
+  readonly issues: { path: string; reason: string }[];
+  readonly path: string;
+}
