@@ -192,6 +192,17 @@ impl RawPipeline {
         self.outputs()
     }
 
+    /// Begin a call for `key` on a keyed pipeline (one breaker and limiter per key) without
+    /// polling it (the handle goes to the scratch buffer).
+    #[wasm_bindgen(js_name = beginKeyed)]
+    pub fn begin_keyed(&mut self, key: &str, now: f64, deadline: f64) -> u32 {
+        let call = self
+            .inner
+            .begin_keyed(key, instant(now), opt_instant(deadline));
+        put_call(CALL_INDEX, call);
+        self.outputs()
+    }
+
     /// The call's next step.
     pub fn poll(&mut self, index: u32, generation: u32, now: f64) -> u32 {
         self.step(call_id(index, generation), instant(now)) | self.outputs()

@@ -306,7 +306,8 @@ function pipeline(T, v) {
     };
     switch (step.op) {
       case 'begin': {
-        p.begin(now, opt(step.deadline));
+        if (typeof step.key === 'string') p.beginKeyed(step.key, now, opt(step.deadline));
+        else p.begin(now, opt(step.deadline));
         const o = T.out();
         calls.set(label(step, 'as', ctx), { p, index: o[T.CALL], generation: o[T.CALL + 1] });
         break;
@@ -368,6 +369,7 @@ function pipeline(T, v) {
             inFlight: s.inFlight,
             state: state < 0 ? null : T.STATES[state],
             budgetTokens: s.budgetTokens,
+            keys: s.keys ?? null,
           },
           ctx,
         );
