@@ -5,3 +5,4 @@ cd "$(dirname "$0")/../.."
 bash scripts/ci/setup-rust.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+python3 scripts/ci/check-readme.py
