@@ -28,7 +28,12 @@ cargo run --release --quiet -p tripwire-example --bin quickstart
 # shape as the Rust one above: a heading line, then the example run to completion.
 # ----------------------------------------------------------------------------------------------
 
-# ---- JS quick start (examples/js): its block goes here --------------------------------------
+# ---- JS quick start (examples/js) ------------------------------------------------------------
+echo
+echo "==> JS quick start (examples/js): the same flaky service and policy file, from Node"
+echo
+bash scripts/ci/test-examples.sh prepare js
+node examples/js/quickstart.mjs
 
 # ---- Python quick start (examples/python) ----------------------------------------------------
 echo

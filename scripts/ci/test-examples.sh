@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The Python and C quick starts (examples/python, examples/c), each run to completion against a
-# flaky HTTP service it embeds, with examples/policies/default.json. Each example checks its own
-# story and exits non-zero when it did not happen (the breaker never opened, the fallback never
-# answered, the breaker never closed again); this script also checks the lines a reader sees,
-# that Python prints no warning (-X dev -W error), mypy --strict, and the run time.
+# The JS, Python and C quick starts (examples/js, examples/python, examples/c), each run to
+# completion against a flaky HTTP service it embeds, with examples/policies/default.json. Each
+# example checks its own story and exits non-zero when it did not happen (the breaker never
+# opened, the fallback never answered, the breaker never closed again); this script also checks
+# the lines a reader sees, that Python prints no warning (-X dev -W error) and Node no
+# deprecation (--pending-deprecation --throw-deprecation), mypy --strict, and the run time.
 # (The Rust quick start runs in test-cli.sh.)
 #
-# In `make test` it runs after test-python.sh and test-c.sh, which leave tripwire installed in
-# .venv and target/release/libtripwire.a built. Standalone it builds what is missing with the
-# same scripts: build-python.sh (the wheel, installed into .venv) and build-c.sh.
+# In `make test` it runs after test-js.sh, test-python.sh and test-c.sh, which leave
+# bindings-js/dist built, tripwire installed in .venv and target/release/libtripwire.a built.
+# Standalone it builds what is missing with the same scripts: build-js.sh (the npm package),
+# build-python.sh (the wheel, installed into .venv) and build-c.sh.
 #
-#   bash scripts/ci/test-examples.sh              # both
+#   bash scripts/ci/test-examples.sh              # all three
 #   bash scripts/ci/test-examples.sh python       # one
 #   bash scripts/ci/test-examples.sh prepare c    # only build what the C example needs (demo.sh)
 set -euo pipefail
@@ -19,6 +21,18 @@ ROOT=$PWD
 TARGET="${CARGO_TARGET_DIR:-target}"
 case "$TARGET" in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
 C_EXAMPLE="$TARGET/examples/quickstart-c"
+
+prepare_js() {
+  if [ ! -f bindings-js/dist/node/index.mjs ]; then
+    echo "test-examples: bindings-js/dist is missing: building the npm package (scripts/ci/build-js.sh)"
+    bash scripts/ci/build-js.sh
+  fi
+  # examples/js depends on the package as a user's project would ("file:../../bindings-js"):
+  # npm links it into examples/js/node_modules (git-ignored; no lockfile for a local link).
+  if [ ! -f examples/js/node_modules/tripwire/package.json ]; then
+    (cd examples/js && npm install --no-package-lock --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+}
 
 prepare_python() {
   if [ -x .venv/bin/python ] && .venv/bin/python -c 'import tripwire' >/dev/null 2>&1; then
@@ -103,9 +117,13 @@ run() {
 }
 
 langs=("$@")
-[ ${#langs[@]} -gt 0 ] || langs=(python c)
+[ ${#langs[@]} -gt 0 ] || langs=(js python c)
 for lang in "${langs[@]}"; do
   case "$lang" in
+    js)
+      prepare_js
+      run js node --pending-deprecation --throw-deprecation examples/js/quickstart.mjs
+      ;;
     python)
       prepare_python
       run python .venv/bin/python -X dev -W error examples/python/quickstart.py
@@ -124,7 +142,7 @@ for lang in "${langs[@]}"; do
       run c "$C_EXAMPLE"
       ;;
     *)
-      echo "test-examples: unknown example '$lang' (python, c)" >&2
+      echo "test-examples: unknown example '$lang' (js, python, c)" >&2
       exit 2
       ;;
   esac
