@@ -20,7 +20,7 @@ import { loadPolicies, ConfigError } from 'tripwire';
 const HEALTHY_UNTIL = 1000;
 const BROKEN_UNTIL = 4500;
 // How long the program runs, and how often it calls (ms).
-const RUN_FOR = 7000;
+const RUN_FOR = 8500;
 const EVERY = 100;
 
 const POLICIES = fileURLToPath(new URL('../policies/default.json', import.meta.url));

@@ -29,7 +29,7 @@ import tripwire
 HEALTHY_UNTIL = 1.0
 BROKEN_UNTIL = 4.5
 # How long the program runs, and how often it calls.
-RUN_FOR = 7.0
+RUN_FOR = 8.5
 EVERY = 0.1
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies" / "default.json"

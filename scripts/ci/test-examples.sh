@@ -94,7 +94,7 @@ run() {
     fail "$name wrote to stderr:"
     cat "$err"
   fi
-  [ "$ms" -le 10000 ] || fail "$name took ${ms} ms (more than 10 s)"
+  [ "$ms" -le 12000 ] || fail "$name took ${ms} ms (more than 12 s)"
   # The story, as printed from the pipeline's events and the calls' results.
   local line
   for line in \

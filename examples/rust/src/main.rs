@@ -23,7 +23,7 @@ use tripwire_core::{BreakerState, EventKind, Instant};
 const HEALTHY_UNTIL: Duration = Duration::from_millis(1000);
 const BROKEN_UNTIL: Duration = Duration::from_millis(4500);
 /// How long the program runs, and how often it calls.
-const RUN_FOR: Duration = Duration::from_millis(7000);
+const RUN_FOR: Duration = Duration::from_millis(8500);
 const EVERY: Duration = Duration::from_millis(100);
 
 fn main() -> ExitCode {
