@@ -1,6 +1,7 @@
 // CircuitBreaker: a breaker on its own. `execute` is acquire → run → record, two boundary
-// crossings and two clock reads per call, one when the core says a success's end instant
-// cannot matter (see `#record`); every transition is the core's.
+// crossings and two clock reads per call; none on the system clock when the core says the
+// instants cannot matter (closed, consecutive rule: `acquireUntimed`, `recordSuccess`). Every
+// transition is the core's.
 import { raw } from './native.js';
 import { out, RETRY_AFTER, PERMIT } from './out.js';
 import { STATES } from './names.js';
@@ -29,7 +30,7 @@ export class CircuitBreaker extends Emitter {
   constructor(config = {}, options = {}) {
     super(POLICY_EVENTS, (on) => this.#raw?.setListening(on));
     this.#clock = clockOf(options);
-    // The untimed success record is exact only on a clock that never goes back:
+    // The untimed acquire and success record are exact only on a clock that never goes back:
     // performance.now() is one; a caller's clock may be set back (fake timers), so it is read.
     this.#untimed = this.#clock === systemClock;
     this.#retryable = retryableOf(options);
@@ -67,9 +68,12 @@ export class CircuitBreaker extends Emitter {
     } catch (e) {
       return Promise.reject(e);
     }
-    let code;
+    let code = NEED_TIME;
     try {
-      code = b.acquire(readClock(this.#clock));
+      // Closed under a consecutive rule the core admits without the instant; otherwise it
+      // said NEED_TIME and did nothing.
+      if (this.#untimed) code = b.acquireUntimed();
+      if (code & NEED_TIME) code = b.acquire(readClock(this.#clock));
     } catch (e) {
       return Promise.reject(e);
     }

@@ -62,7 +62,24 @@ impl RawBreaker {
     /// Ask to run a call. Admitted: the permit is in the scratch buffer. Rejected: its
     /// `retryAfter` is (NaN when unknown).
     pub fn acquire(&mut self, now: f64) -> u32 {
-        let admitted = match self.inner.try_acquire(instant(now)) {
+        let admission = self.inner.try_acquire(instant(now));
+        self.admission(admission)
+    }
+
+    /// `acquire` without reading the clock, when the core says its instant cannot matter
+    /// (`CircuitBreaker::try_acquire_untimed`: closed, consecutive rule); `NEED_TIME` and
+    /// nothing done otherwise: read the clock and `acquire`. Only for a host clock that never
+    /// goes back, and a breaker never reconfigured (this one cannot be).
+    #[wasm_bindgen(js_name = acquireUntimed)]
+    pub fn acquire_untimed(&mut self) -> u32 {
+        match self.inner.try_acquire_untimed() {
+            Some(admission) => self.admission(admission),
+            None => NEED_TIME,
+        }
+    }
+
+    fn admission(&mut self, admission: Admission) -> u32 {
+        let admitted = match admission {
             Admission::Admitted(p) => {
                 let started = p.started().as_nanos();
                 put(PERMIT, f64::from(p.generation()));

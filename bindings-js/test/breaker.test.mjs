@@ -150,21 +150,26 @@ async function countingClockReads(run) {
   }
 }
 
-test('CircuitBreaker: a success the core can record untimed reads the clock once, anything else twice', async () => {
+test('CircuitBreaker: closed under a consecutive rule, a success reads no clock; failures and half-open trials read it', async () => {
   await countingClockReads(async (reads) => {
     const breaker = new CircuitBreaker({ trip: { consecutiveFailures: 1 }, openDuration: 1, halfOpen: { successThreshold: 1 } });
     const transitions = [];
     breaker.on('stateChanged', (e) => transitions.push(`${e.from}->${e.to}`));
     reads();
     assert.equal(await breaker.execute(async () => 7), 7);
-    assert.equal(reads(), 1, 'closed, consecutive rule: the success needs no end instant');
+    assert.equal(reads(), 0, 'closed, consecutive rule: neither instant can matter');
     await assert.rejects(breaker.execute(fail()), /down/);
-    assert.equal(reads(), 2, 'a failure opens the breaker at its instant');
+    assert.equal(reads(), 1, 'a failure opens the breaker at its (end) instant');
     await new Promise((resolve) => setTimeout(resolve, 5));
     reads();
     assert.equal(await breaker.execute(async () => 8), 8);
-    assert.equal(reads(), 2, 'a half-open trial closes the breaker at its instant');
-    assert.deepEqual(transitions, ['closed->open', 'open->halfOpen', 'halfOpen->closed']);
+    assert.equal(reads(), 2, 'a half-open trial: admitted and closing at their instants');
+    breaker.forceOpen();
+    reads();
+    await assert.rejects(breaker.execute(async () => 1), CircuitOpenError);
+    assert.equal(reads(), 1, 'forced open: the rejection is at its instant');
+    breaker.reset();
+    assert.deepEqual(transitions, ['closed->open', 'open->halfOpen', 'halfOpen->closed', 'closed->forcedOpen', 'forcedOpen->closed']);
     assert.equal(breaker.stats().successes, 2);
     const rate = new CircuitBreaker({ trip: { failureRate: 0.5, window: { calls: 4 } } });
     reads();

@@ -1082,6 +1082,26 @@ impl CircuitBreaker {
         }
     }
 
+    /// Ask to run a call without its instant, when the instant cannot matter: under the same
+    /// conditions as [`CircuitBreaker::success_needs_time`] (a `consecutiveFailures` rule, in
+    /// `closed` or `disabled`) the call is admitted, at the latest instant seen: `Some`.
+    /// Otherwise changes nothing and returns `None`: read the clock and
+    /// [`CircuitBreaker::try_acquire`]. For hosts whose clock never goes backwards.
+    ///
+    /// There, an acquire always admits, and its instant only raises the time guard (read by
+    /// nothing in these states) and becomes the permit's start, which only a slow-call rule
+    /// reads. So it is exact as long as the rule stays: should a
+    /// [`CircuitBreaker::reconfigure`] add a slow-call rule while such a permit is out, that
+    /// call's duration is measured from the earlier instant (a host that reconfigures mid-call
+    /// to a slow-call rule should not use this).
+    pub fn try_acquire_untimed(&mut self) -> Option<Admission> {
+        if self.success_needs_time() {
+            return None;
+        }
+        let at = self.clock.last();
+        Some(self.admit(at, false))
+    }
+
     fn admit(&mut self, now: Instant, trial: bool) -> Admission {
         self.counters.admitted += 1;
         self.in_flight = self.in_flight.saturating_add(1);
@@ -2325,8 +2345,9 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// A success recorded by `try_record_success_untimed` (when it accepts) leaves exactly
-        /// what `record` at the call's true end leaves: same admissions, state, metrics,
+        /// A success recorded by `try_record_success_untimed`, and a call admitted by
+        /// `try_acquire_untimed` (when they accept) leave exactly what `record` at the call's
+        /// true end and `try_acquire` at its true start leave: same admissions, state, metrics,
         /// snapshot, events (with their instants), timeout and idleness, after every input of
         /// a random sequence on a clock that never goes backwards.
         #[test]
@@ -2336,40 +2357,58 @@ mod tests {
         ) {
             let mut timed = breaker(UNTIMED_CONFIGS[config]);
             let mut untimed = timed.clone();
-            let mut permits: Vec<Permit> = Vec::new();
+            let mut permits: Vec<(Permit, Permit)> = Vec::new();
             let mut t = 0;
             let mut skipped = 0;
             for (op, pick, dt) in ops {
                 t += dt;
                 let now = ms(t);
                 match op {
-                    0..=3 => {
+                    0..=1 => {
                         let a = timed.try_acquire(now);
                         proptest::prop_assert_eq!(a, untimed.try_acquire(now));
-                        permits.extend(a.permit());
+                        permits.extend(a.permit().map(|p| (p, p)));
+                    }
+                    2..=3 => {
+                        // The untimed twin acquires without the instant when it may: the
+                        // permits differ in their start only.
+                        let a = timed.try_acquire(now);
+                        let b = match untimed.try_acquire_untimed() {
+                            Some(b) => {
+                                proptest::prop_assert!(a.permit().is_some_and(|p| !p.is_trial()));
+                                b
+                            }
+                            None => untimed.try_acquire(now),
+                        };
+                        proptest::prop_assert_eq!(a.is_admitted(), b.is_admitted());
+                        proptest::prop_assert_eq!(a.retry_after(), b.retry_after());
+                        if let (Some(p), Some(q)) = (a.permit(), b.permit()) {
+                            proptest::prop_assert_eq!((p.generation(), p.is_trial()), (q.generation(), q.is_trial()));
+                            permits.push((p, q));
+                        }
                     }
                     4..=7 if !permits.is_empty() => {
-                        let p = permits.swap_remove(pick % permits.len());
+                        let (p, q) = permits.swap_remove(pick % permits.len());
                         match op {
                             4 | 5 => {
                                 let needs = untimed.success_needs_time();
                                 proptest::prop_assert_eq!(needs, timed.success_needs_time());
-                                if untimed.try_record_success_untimed(p) {
+                                if untimed.try_record_success_untimed(q) {
                                     proptest::prop_assert!(!needs);
                                     skipped += 1;
                                 } else {
                                     proptest::prop_assert!(needs);
-                                    untimed.record(p, Outcome::Success, now);
+                                    untimed.record(q, Outcome::Success, now);
                                 }
                                 timed.record(p, Outcome::Success, now);
                             }
                             6 => {
                                 timed.record(p, Outcome::Failure, now);
-                                untimed.record(p, Outcome::Failure, now);
+                                untimed.record(q, Outcome::Failure, now);
                             }
                             _ => {
                                 timed.record(p, Outcome::Ignored, now);
-                                untimed.record(p, Outcome::Ignored, now);
+                                untimed.record(q, Outcome::Ignored, now);
                             }
                         }
                     }
@@ -2419,8 +2458,18 @@ mod tests {
         assert_eq!(b.state(), BreakerState::HalfOpen);
         assert!(!b.try_record_success_untimed(p));
         assert_eq!(b.metrics().successes, 1, "refused: nothing recorded");
+        assert_eq!(
+            b.try_acquire_untimed(),
+            None,
+            "half-open: a trial slot, at its instant"
+        );
         b.disable(ms(21));
         assert!(!b.success_needs_time());
+        let p = b
+            .try_acquire_untimed()
+            .and_then(|a| a.permit())
+            .expect("admitted");
+        assert_eq!(p.started(), ms(21), "at the latest instant seen");
         for rule in [
             r#"{"trip": {"failureRate": 0.5, "window": {"calls": 4}}}"#,
             r#"{"trip": {"failureRate": 0.5, "window": {"duration": 100, "buckets": 4}}}"#,
@@ -2429,6 +2478,7 @@ mod tests {
             let p = acquire(&mut b, 0);
             assert!(b.success_needs_time(), "{rule}");
             assert!(!b.try_record_success_untimed(p), "{rule}");
+            assert_eq!(b.try_acquire_untimed(), None, "{rule}");
         }
     }
 }
