@@ -5,7 +5,10 @@
 // (user + system, all threads: GC included) per call, which other work on a shared machine
 // does not inflate; wall-clock figures are printed beside it. Prints figures; asserts nothing.
 //
-//   node bench/bench.mjs [--calls N] [--rounds R] [--json]
+//   node bench/bench.mjs [--calls N] [--rounds R] [--json] [--baseline DIR]
+//
+// --baseline DIR: also time another build of this package (a copy of an earlier `dist/`, e.g.
+// `cp -r dist /tmp/before`), side by side in the same process: before/after figures in one run.
 import { CircuitBreaker, Pipeline } from 'tripwire';
 import * as cockatiel from 'cockatiel';
 import Opossum from 'opossum';
@@ -16,6 +19,8 @@ const arg = (name, fallback) => {
 };
 const CALLS = arg('--calls', 200_000);
 const ROUNDS = arg('--rounds', 7);
+const baselineAt = process.argv.indexOf('--baseline');
+const baseline = baselineAt >= 0 ? await import(new URL(`file://${process.argv[baselineAt + 1]}/node/index.mjs`).href) : null;
 
 const fn = async () => 1;
 
@@ -40,6 +45,12 @@ const scenarios = {
   'cockatiel wrap(retry, breaker, timeout)': () => ckFull.execute(fn),
   'opossum breaker (defaults)': () => opossum.fire(),
 };
+const baselineBreaker = baseline && new baseline.CircuitBreaker({});
+const baselineFull = baseline && new baseline.Pipeline({ circuitBreaker: {}, retry: {}, timeout: { perAttempt: '5s' } });
+if (baseline) {
+  scenarios['baseline CircuitBreaker'] = () => baselineBreaker.execute(fn);
+  scenarios['baseline Pipeline breaker+retry+timeout'] = () => baselineFull.execute(fn);
+}
 
 async function time(run) {
   const cpu0 = process.cpuUsage();
@@ -77,6 +88,12 @@ const ratios = [
   ['tripwire breaker+retry+timeout / opossum breaker', ratio('tripwire Pipeline breaker+retry+timeout', 'opossum breaker (defaults)'), '<= 0.333'],
   ['tripwire breaker+retry+timeout / cockatiel wrap', ratio('tripwire Pipeline breaker+retry+timeout', 'cockatiel wrap(retry, breaker, timeout)'), 'far below 1'],
 ];
+if (baseline) {
+  ratios.push(
+    ['baseline breaker / cockatiel breaker', ratio('baseline CircuitBreaker', 'cockatiel circuitBreaker'), '(before)'],
+    ['baseline breaker+retry+timeout / opossum breaker', ratio('baseline Pipeline breaker+retry+timeout', 'opossum breaker (defaults)'), '(before)'],
+  );
+}
 
 if (process.argv.includes('--json')) {
   console.log(JSON.stringify({ node: process.version, calls: CALLS, rounds: ROUNDS, perCall, overhead, overheadWall, ratios }, null, 2));
@@ -92,4 +109,6 @@ if (process.argv.includes('--json')) {
 }
 twBreaker.dispose();
 twFull.dispose();
+baselineBreaker?.dispose();
+baselineFull?.dispose();
 opossum.shutdown();

@@ -1,10 +1,12 @@
 // CircuitBreaker: a breaker on its own. `execute` is acquire → run → record, two boundary
-// crossings and two clock reads per call; every transition is the core's.
+// crossings and two clock reads per call; none on the system clock when the core says the
+// instants cannot matter (closed, consecutive rule: `acquireUntimed`, `recordSuccess`). Every
+// transition is the core's.
 import { raw } from './native.js';
 import { out, RETRY_AFTER, PERMIT } from './out.js';
 import { STATES } from './names.js';
 import { CircuitOpenError, native, disposedError, configInput } from './errors.js';
-import { clockOf, readClock } from './clock.js';
+import { clockOf, readClock, systemClock } from './clock.js';
 import { isResponse } from './classify.js';
 import { Emitter, POLICY_EVENTS, readEvent } from './emitter.js';
 import { retryableOf, classify } from './pipeline.js';
@@ -12,6 +14,8 @@ import { DISPOSE } from './lifecycle.js';
 
 const ADMITTED = 1;
 const EVENTS = 2;
+const NEED_TIME = 8;
+const SUCCESS = 0;
 const NEVER = new AbortController().signal;
 // The argument of `fn` when the caller passed no signal: shared, so a call allocates nothing.
 const QUIET = Object.freeze({ signal: NEVER, attempt: 1 });
@@ -21,10 +25,14 @@ export class CircuitBreaker extends Emitter {
   #raw;
   #clock;
   #retryable;
+  #untimed;
 
   constructor(config = {}, options = {}) {
     super(POLICY_EVENTS, (on) => this.#raw?.setListening(on));
     this.#clock = clockOf(options);
+    // The untimed acquire and success record are exact only on a clock that never goes back:
+    // performance.now() is one; a caller's clock may be set back (fake timers), so it is read.
+    this.#untimed = this.#clock === systemClock;
     this.#retryable = retryableOf(options);
     this.#raw = native(() => new raw.RawBreaker(configInput(config)));
   }
@@ -60,9 +68,12 @@ export class CircuitBreaker extends Emitter {
     } catch (e) {
       return Promise.reject(e);
     }
-    let code;
+    let code = NEED_TIME;
     try {
-      code = b.acquire(readClock(this.#clock));
+      // Closed under a consecutive rule the core admits without the instant; otherwise it
+      // said NEED_TIME and did nothing.
+      if (this.#untimed) code = b.acquireUntimed();
+      if (code & NEED_TIME) code = b.acquire(readClock(this.#clock));
     } catch (e) {
       return Promise.reject(e);
     }
@@ -100,7 +111,11 @@ export class CircuitBreaker extends Emitter {
 
   #record(b, generation, hi, lo, trial, outcome) {
     if (this.#raw !== b) return; // disposed while the call ran
-    const code = b.record(generation, hi, lo, trial, outcome, readClock(this.#clock));
+    let code = NEED_TIME;
+    // A success the core can record without its end instant (e.g. closed, consecutive rule)
+    // spares a clock read; otherwise the core said NEED_TIME and recorded nothing.
+    if (outcome === SUCCESS && this.#untimed) code = b.recordSuccess(generation, hi, lo, trial);
+    if (code & NEED_TIME) code = b.record(generation, hi, lo, trial, outcome, readClock(this.#clock));
     if (code & EVENTS) this.#drain(b);
   }
 

@@ -5,7 +5,7 @@ import { raw } from './native.js';
 import { out, CALL, ATTEMPTS, TIME, KIND, RETRY_AFTER, FALLBACK, CAUSE, WAKE } from './out.js';
 import { KINDS, STATES } from './names.js';
 import { errorOf, native, disposedError, configInput, TimeoutError } from './errors.js';
-import { clockOf, readClock, deadlineOf } from './clock.js';
+import { clockOf, readClock, deadlineOf, systemClock } from './clock.js';
 import { defaultRetryable, retryAfterOf, isResponse } from './classify.js';
 import { Emitter, POLICY_EVENTS, readEvent } from './emitter.js';
 import { Attempt, Deadlines, expired, timed } from './attempt.js';
@@ -20,6 +20,7 @@ const DONE = 3;
 const FAIL = 4;
 const EVENTS = 8;
 const WAKES = 16;
+const NEED_TIME = 32;
 // Outcome codes.
 const SUCCESS = 0;
 const FAILURE = 1;
@@ -112,10 +113,14 @@ export class Pipeline extends Emitter {
   #deadlines;
   #parked = new Map();
   #what = 'Pipeline';
+  #untimed;
 
   constructor(config = {}, options = {}) {
     super(POLICY_EVENTS, (on) => this.#raw?.setListening(on));
     this.#clock = clockOf(options);
+    // The untimed success report is exact only on a clock that never goes back:
+    // performance.now() is one; a caller's clock may be set back (fake timers), so it is read.
+    this.#untimed = this.#clock === systemClock;
     this.#retryable = retryableOf(options);
     if (config instanceof Adopted) {
       this.#raw = config.raw;
@@ -155,7 +160,7 @@ export class Pipeline extends Emitter {
   execute(fn, options) {
     const p = this.#raw;
     // The common call (no options, admitted at once, succeeds at the first attempt) runs
-    // without an async frame: two boundary crossings, two clock reads, one `then`.
+    // without an async frame: two boundary crossings, one or two clock reads, one `then`.
     if (p === null || typeof fn !== 'function' || (options !== undefined && options !== null)) {
       return this.#execute(fn, options);
     }
@@ -259,6 +264,11 @@ export class Pipeline extends Emitter {
     }
     if (this.#raw !== p) throw disposedError(this.#what);
     if (signal !== null && signal.aborted) throw signal.reason; // the caller's loop cancels
+    if (outcome === SUCCESS && this.#untimed) {
+      // Most successes need no end instant (the core decides); NEED_TIME: nothing reported.
+      const code = p.reportSuccess(index, generation);
+      if (code !== NEED_TIME) return code;
+    }
     return p.report(index, generation, outcome, retryable, hint, readClock(this.#clock));
   }
 

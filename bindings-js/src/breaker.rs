@@ -10,10 +10,12 @@ use crate::events::Outbox;
 use crate::out::{put, PERMIT, RETRY_AFTER};
 
 /// `acquire` and `record` results: bit 0 = admitted, bit 1 = events are waiting, bit 2 = the
-/// outcome code was not one of 0, 1, 2 (nothing was recorded).
+/// outcome code was not one of 0, 1, 2 (nothing was recorded), bit 3 = `recordSuccess` needs
+/// the clock (nothing was recorded).
 const ADMITTED: u32 = 1;
 const EVENTS: u32 = 2;
 const BAD_OUTCOME: u32 = 4;
+const NEED_TIME: u32 = 8;
 
 /// The low-level circuit breaker.
 #[wasm_bindgen(js_name = RawBreaker)]
@@ -60,7 +62,24 @@ impl RawBreaker {
     /// Ask to run a call. Admitted: the permit is in the scratch buffer. Rejected: its
     /// `retryAfter` is (NaN when unknown).
     pub fn acquire(&mut self, now: f64) -> u32 {
-        let admitted = match self.inner.try_acquire(instant(now)) {
+        let admission = self.inner.try_acquire(instant(now));
+        self.admission(admission)
+    }
+
+    /// `acquire` without reading the clock, when the core says its instant cannot matter
+    /// (`CircuitBreaker::try_acquire_untimed`: closed, consecutive rule); `NEED_TIME` and
+    /// nothing done otherwise: read the clock and `acquire`. Only for a host clock that never
+    /// goes back, and a breaker never reconfigured (this one cannot be).
+    #[wasm_bindgen(js_name = acquireUntimed)]
+    pub fn acquire_untimed(&mut self) -> u32 {
+        match self.inner.try_acquire_untimed() {
+            Some(admission) => self.admission(admission),
+            None => NEED_TIME,
+        }
+    }
+
+    fn admission(&mut self, admission: Admission) -> u32 {
+        let admitted = match admission {
             Admission::Admitted(p) => {
                 let started = p.started().as_nanos();
                 put(PERMIT, f64::from(p.generation()));
@@ -94,6 +113,25 @@ impl RawBreaker {
         let permit = permit(generation, started_hi, started_lo, trial);
         self.inner.record(permit, outcome, instant(now));
         self.flags()
+    }
+
+    /// Record a success without reading the clock, when the core says its instant cannot
+    /// matter (`CircuitBreaker::try_record_success_untimed`); `NEED_TIME` and nothing recorded
+    /// otherwise: read the clock and `record`. Only for a host clock that never goes back.
+    #[wasm_bindgen(js_name = recordSuccess)]
+    pub fn record_success(
+        &mut self,
+        generation: u32,
+        started_hi: u32,
+        started_lo: u32,
+        trial: bool,
+    ) -> u32 {
+        let permit = permit(generation, started_hi, started_lo, trial);
+        if self.inner.try_record_success_untimed(permit) {
+            self.flags()
+        } else {
+            NEED_TIME
+        }
     }
 
     /// Abandon a permit without an outcome.

@@ -34,6 +34,8 @@ const UNKNOWN: u32 = 6;
 const EVENTS: u32 = 8;
 /// Flag: parked calls were woken (`nextWake`).
 const WAKES: u32 = 16;
+/// `reportSuccess`: the core needs the clock for this success; nothing was reported.
+const NEED_TIME: u32 = 32;
 
 fn write_step(step: Step) -> u32 {
     match step {
@@ -226,6 +228,20 @@ impl RawPipeline {
             Err(code) => code,
         };
         code | self.outputs()
+    }
+
+    /// Report a plain success without reading the clock, when the core says its instant
+    /// cannot matter (`Pipeline::try_report_success_untimed`), then poll the call (at the
+    /// latest instant seen: an earlier one is clamped to it). `NEED_TIME` and nothing
+    /// reported otherwise (a misuse included): read the clock and `report`. Only for a host
+    /// clock that never goes back.
+    #[wasm_bindgen(js_name = reportSuccess)]
+    pub fn report_success(&mut self, index: u32, generation: u32) -> u32 {
+        let call = call_id(index, generation);
+        match self.inner.try_report_success_untimed(call) {
+            Ok(true) => self.step(call, tripwire_core::Instant::ZERO) | self.outputs(),
+            Ok(false) | Err(_) => NEED_TIME,
+        }
     }
 
     /// Report without polling: 0, or the misuse code.

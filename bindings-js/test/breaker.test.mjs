@@ -130,6 +130,64 @@ test('CircuitBreaker: the signal option reaches the function; an aborted one rej
   breaker.dispose();
 });
 
+// The system clock is `performance.now()`, looked up at each read: count the reads.
+async function countingClockReads(run) {
+  const perf = globalThis.performance;
+  const original = perf.now;
+  let reads = 0;
+  perf.now = function now() {
+    reads++;
+    return original.call(perf);
+  };
+  try {
+    await run(() => {
+      const n = reads;
+      reads = 0;
+      return n;
+    });
+  } finally {
+    perf.now = original;
+  }
+}
+
+test('CircuitBreaker: closed under a consecutive rule, a success reads no clock; failures and half-open trials read it', async () => {
+  await countingClockReads(async (reads) => {
+    const breaker = new CircuitBreaker({ trip: { consecutiveFailures: 1 }, openDuration: 1, halfOpen: { successThreshold: 1 } });
+    const transitions = [];
+    breaker.on('stateChanged', (e) => transitions.push(`${e.from}->${e.to}`));
+    reads();
+    assert.equal(await breaker.execute(async () => 7), 7);
+    assert.equal(reads(), 0, 'closed, consecutive rule: neither instant can matter');
+    await assert.rejects(breaker.execute(fail()), /down/);
+    assert.equal(reads(), 1, 'a failure opens the breaker at its (end) instant');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    reads();
+    assert.equal(await breaker.execute(async () => 8), 8);
+    assert.equal(reads(), 2, 'a half-open trial: admitted and closing at their instants');
+    breaker.forceOpen();
+    reads();
+    await assert.rejects(breaker.execute(async () => 1), CircuitOpenError);
+    assert.equal(reads(), 1, 'forced open: the rejection is at its instant');
+    breaker.reset();
+    assert.deepEqual(transitions, ['closed->open', 'open->halfOpen', 'halfOpen->closed', 'closed->forcedOpen', 'forcedOpen->closed']);
+    assert.equal(breaker.stats().successes, 2);
+    const rate = new CircuitBreaker({ trip: { failureRate: 0.5, window: { calls: 4 } } });
+    reads();
+    await rate.execute(async () => 1);
+    assert.equal(reads(), 2, 'a window rule needs the instant');
+    // A clock of the caller's may go back: it is always read.
+    const clock = new FakeClock();
+    let fakeReads = 0;
+    const counted = { now: () => (fakeReads++, clock.now()), sleep: (ms, signal) => clock.sleep(ms, signal) };
+    const faked = new CircuitBreaker({}, { clock: counted });
+    await faked.execute(async () => 1);
+    assert.equal(fakeReads, 2);
+    breaker.dispose();
+    rate.dispose();
+    faked.dispose();
+  });
+});
+
 test('RateLimiter.check: allowed, denied with retryAfter (ms), reserved waits, costs', () => {
   const clock = new FakeClock();
   const limiter = new RateLimiter({ rate: '10/s', burst: 2 }, { clock });

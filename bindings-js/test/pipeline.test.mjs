@@ -655,3 +655,38 @@ test('on() refuses unknown event names; off() removes a listener', () => {
   assert.deepEqual(seen, ['forcedOpen']);
   p.dispose();
 });
+
+test('a success the core can report untimed reads the clock once per call; failures and retries read it', async () => {
+  const perf = globalThis.performance;
+  const original = perf.now;
+  let reads = 0;
+  perf.now = function now() {
+    reads++;
+    return original.call(perf);
+  };
+  try {
+    const p = new Pipeline({ circuitBreaker: {}, retry: { maxRetries: 1, backoff: { type: 'constant', base: 1 } }, timeout: { perAttempt: '5s' } });
+    await p.execute(async () => 0); // arms the pipeline's deadline timer (a clock read)
+    reads = 0;
+    assert.equal(await p.execute(async () => 1), 1);
+    assert.equal(reads, 1, 'start reads it; the success report does not');
+    let n = 0;
+    reads = 0;
+    assert.equal(await p.execute(async () => (++n === 1 ? Promise.reject(Object.assign(new Error('x'), { status: 503 })) : 2)), 2);
+    assert.ok(reads >= 3, `a failure, its backoff and the retry read the clock (${reads})`);
+    assert.equal(p.stats().succeeded, 3);
+    // A rate rule's window ages by time: its success is reported at the clock's instant.
+    const rate = new Pipeline({ circuitBreaker: { trip: { failureRate: 0.5, window: { calls: 4 } } } });
+    reads = 0;
+    assert.equal(await rate.execute(async () => 3), 3);
+    assert.equal(reads, 2);
+    // The general loop takes the same shortcut.
+    reads = 0;
+    assert.equal(await p.execute(async () => 4, { fallback: 0 }), 4);
+    assert.equal(reads, 1);
+    p.dispose();
+    rate.dispose();
+  } finally {
+    perf.now = original;
+  }
+});

@@ -1082,6 +1082,26 @@ impl CircuitBreaker {
         }
     }
 
+    /// Ask to run a call without its instant, when the instant cannot matter: under the same
+    /// conditions as [`CircuitBreaker::success_needs_time`] (a `consecutiveFailures` rule, in
+    /// `closed` or `disabled`) the call is admitted, at the latest instant seen: `Some`.
+    /// Otherwise changes nothing and returns `None`: read the clock and
+    /// [`CircuitBreaker::try_acquire`]. For hosts whose clock never goes backwards.
+    ///
+    /// There, an acquire always admits, and its instant only raises the time guard (read by
+    /// nothing in these states) and becomes the permit's start, which only a slow-call rule
+    /// reads. So it is exact as long as the rule stays: should a
+    /// [`CircuitBreaker::reconfigure`] add a slow-call rule while such a permit is out, that
+    /// call's duration is measured from the earlier instant (a host that reconfigures mid-call
+    /// to a slow-call rule should not use this).
+    pub fn try_acquire_untimed(&mut self) -> Option<Admission> {
+        if self.success_needs_time() {
+            return None;
+        }
+        let at = self.clock.last();
+        Some(self.admit(at, false))
+    }
+
     fn admit(&mut self, now: Instant, trial: bool) -> Admission {
         self.counters.admitted += 1;
         self.in_flight = self.in_flight.saturating_add(1);
@@ -1142,6 +1162,42 @@ impl CircuitBreaker {
             // Disabled records metrics only; open and forcedOpen never issue permits.
             BreakerState::Disabled | BreakerState::Open | BreakerState::ForcedOpen => {}
         }
+    }
+
+    /// Whether recording a *success* right now depends on the instant it is recorded at.
+    ///
+    /// `false` only under a `consecutiveFailures` rule (no window, no slow-call rule) in
+    /// `closed` or `disabled`: there a success resets the consecutive count (`closed`) and
+    /// moves the counters, and nothing else. There is no duration to measure, no window to
+    /// age, no transition to time-stamp, and the time guard's latest instant is read only by
+    /// a window or an open period, neither of which exists in these states. So for a host
+    /// whose clock never goes backwards, a success recorded at any instant between the
+    /// permit's start and the call's true end leaves the same state, metrics, snapshot and
+    /// events; [`CircuitBreaker::try_record_success_untimed`] uses that to spare the host a
+    /// clock read per call.
+    ///
+    /// Everything else needs the real instant: a failure may open the breaker (the open
+    /// period counts from it), a half-open success may close it (the event carries the
+    /// instant), a rate rule's window ages by time (time windows) or may trip on a success
+    /// (count windows), and a slow-call rule measures the call.
+    #[must_use]
+    pub fn success_needs_time(&self) -> bool {
+        !(matches!(self.config.trip, TripRule::ConsecutiveFailures(_))
+            && matches!(self.state, BreakerState::Closed | BreakerState::Disabled))
+    }
+
+    /// Record a success without its end instant when [`CircuitBreaker::success_needs_time`]
+    /// says the instant does not matter (it is recorded at the latest instant seen): `true`.
+    /// Otherwise changes nothing and returns `false`: read the clock and call
+    /// [`CircuitBreaker::record`]. Only for hosts whose clock never goes backwards (with one
+    /// that does, the skipped instant would have raised the time guard).
+    pub fn try_record_success_untimed(&mut self, permit: Permit) -> bool {
+        if self.success_needs_time() {
+            return false;
+        }
+        let at = self.clock.last();
+        self.record(permit, Outcome::Success, at);
+        true
     }
 
     fn is_slow(&self, permit: Permit, now: Instant) -> bool {
@@ -2257,5 +2313,172 @@ mod tests {
         assert!(!b.is_idle(ms(20_000)));
         b.disable(ms(3));
         assert!(b.is_idle(ms(3)));
+    }
+
+    /// Configs for the untimed-success equivalence: the rule that allows it and those that
+    /// must refuse it (rate rules with count and time windows, a slow-call rule, half-open).
+    const UNTIMED_CONFIGS: [&str; 5] = [
+        r#"{"trip": {"consecutiveFailures": 2}, "openDuration": 50, "halfOpen": {"successThreshold": 2, "permittedCalls": 2}}"#,
+        r#"{}"#,
+        r#"{"trip": {"failureRate": 0.5, "window": {"calls": 4}}, "openDuration": 40}"#,
+        r#"{"trip": {"failureRate": 0.5, "window": {"duration": 100, "buckets": 4}, "minimumCalls": 2}, "openDuration": 40}"#,
+        r#"{"trip": {"failureRate": 0.9, "window": {"calls": 4}, "slowCallRate": 0.5, "slowCallDuration": 5}, "openDuration": 40}"#,
+    ];
+
+    fn seen(
+        b: &mut CircuitBreaker,
+        now: Instant,
+    ) -> (
+        BreakerMetrics,
+        BreakerSnapshot,
+        Vec<Event>,
+        Option<Instant>,
+        bool,
+    ) {
+        (
+            b.metrics(),
+            b.snapshot(),
+            std::iter::from_fn(|| b.poll_event()).collect(),
+            b.poll_timeout(),
+            b.is_idle(now),
+        )
+    }
+
+    proptest::proptest! {
+        /// A success recorded by `try_record_success_untimed`, and a call admitted by
+        /// `try_acquire_untimed` (when they accept) leave exactly what `record` at the call's
+        /// true end and `try_acquire` at its true start leave: same admissions, state, metrics,
+        /// snapshot, events (with their instants), timeout and idleness, after every input of
+        /// a random sequence on a clock that never goes backwards.
+        #[test]
+        fn an_untimed_success_is_indistinguishable_from_a_timed_one(
+            config in 0..UNTIMED_CONFIGS.len(),
+            ops in proptest::collection::vec((0u8..10, 0usize..4, 0u64..30), 1..120),
+        ) {
+            let mut timed = breaker(UNTIMED_CONFIGS[config]);
+            let mut untimed = timed.clone();
+            let mut permits: Vec<(Permit, Permit)> = Vec::new();
+            let mut t = 0;
+            let mut skipped = 0;
+            for (op, pick, dt) in ops {
+                t += dt;
+                let now = ms(t);
+                match op {
+                    0..=1 => {
+                        let a = timed.try_acquire(now);
+                        proptest::prop_assert_eq!(a, untimed.try_acquire(now));
+                        permits.extend(a.permit().map(|p| (p, p)));
+                    }
+                    2..=3 => {
+                        // The untimed twin acquires without the instant when it may: the
+                        // permits differ in their start only.
+                        let a = timed.try_acquire(now);
+                        let b = match untimed.try_acquire_untimed() {
+                            Some(b) => {
+                                proptest::prop_assert!(a.permit().is_some_and(|p| !p.is_trial()));
+                                b
+                            }
+                            None => untimed.try_acquire(now),
+                        };
+                        proptest::prop_assert_eq!(a.is_admitted(), b.is_admitted());
+                        proptest::prop_assert_eq!(a.retry_after(), b.retry_after());
+                        if let (Some(p), Some(q)) = (a.permit(), b.permit()) {
+                            proptest::prop_assert_eq!((p.generation(), p.is_trial()), (q.generation(), q.is_trial()));
+                            permits.push((p, q));
+                        }
+                    }
+                    4..=7 if !permits.is_empty() => {
+                        let (p, q) = permits.swap_remove(pick % permits.len());
+                        match op {
+                            4 | 5 => {
+                                let needs = untimed.success_needs_time();
+                                proptest::prop_assert_eq!(needs, timed.success_needs_time());
+                                if untimed.try_record_success_untimed(q) {
+                                    proptest::prop_assert!(!needs);
+                                    skipped += 1;
+                                } else {
+                                    proptest::prop_assert!(needs);
+                                    untimed.record(q, Outcome::Success, now);
+                                }
+                                timed.record(p, Outcome::Success, now);
+                            }
+                            6 => {
+                                timed.record(p, Outcome::Failure, now);
+                                untimed.record(q, Outcome::Failure, now);
+                            }
+                            _ => {
+                                timed.record(p, Outcome::Ignored, now);
+                                untimed.record(q, Outcome::Ignored, now);
+                            }
+                        }
+                    }
+                    8 => {
+                        timed.handle_timeout(now);
+                        untimed.handle_timeout(now);
+                    }
+                    9 => {
+                        let action = |b: &mut CircuitBreaker| match pick {
+                            0 => b.force_open(now),
+                            1 => b.disable(now),
+                            2 => b.reset(now),
+                            _ => {
+                                let p = b.try_acquire(now).permit();
+                                if let Some(p) = p {
+                                    b.release(p, now);
+                                }
+                            }
+                        };
+                        action(&mut timed);
+                        action(&mut untimed);
+                    }
+                    _ => {}
+                }
+                proptest::prop_assert_eq!(timed.state(), untimed.state());
+                proptest::prop_assert_eq!(seen(&mut timed, now), seen(&mut untimed, now));
+            }
+            // The rate rules never take the shortcut.
+            if config >= 2 {
+                proptest::prop_assert_eq!(skipped, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn untimed_success_is_taken_only_where_the_instant_cannot_matter() {
+        let mut b = breaker(r#"{"trip": {"consecutiveFailures": 1}, "openDuration": 10}"#);
+        let p = acquire(&mut b, 0);
+        assert!(!b.success_needs_time());
+        assert!(b.try_record_success_untimed(p));
+        assert_eq!(b.metrics().successes, 1);
+        // Open, then half-open: a trial's success may close the breaker at its instant.
+        let p = acquire(&mut b, 1);
+        b.record(p, Outcome::Failure, ms(2));
+        assert!(b.success_needs_time());
+        let p = acquire(&mut b, 20);
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        assert!(!b.try_record_success_untimed(p));
+        assert_eq!(b.metrics().successes, 1, "refused: nothing recorded");
+        assert_eq!(
+            b.try_acquire_untimed(),
+            None,
+            "half-open: a trial slot, at its instant"
+        );
+        b.disable(ms(21));
+        assert!(!b.success_needs_time());
+        let p = b
+            .try_acquire_untimed()
+            .and_then(|a| a.permit())
+            .expect("admitted");
+        assert_eq!(p.started(), ms(21), "at the latest instant seen");
+        for rule in [
+            r#"{"trip": {"failureRate": 0.5, "window": {"calls": 4}}}"#,
+            r#"{"trip": {"failureRate": 0.5, "window": {"duration": 100, "buckets": 4}}}"#,
+        ] {
+            let mut b = breaker(rule);
+            let p = acquire(&mut b, 0);
+            assert!(b.success_needs_time(), "{rule}");
+            assert!(!b.try_record_success_untimed(p), "{rule}");
+            assert_eq!(b.try_acquire_untimed(), None, "{rule}");
+        }
     }
 }

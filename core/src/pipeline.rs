@@ -1171,6 +1171,63 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Whether reporting a plain success ([`Report::SUCCESS`]) for `call`'s running attempt
+    /// right now depends on the instant it is reported at.
+    ///
+    /// `false` when the call is running, the breaker it holds (the pipeline's, or its key's)
+    /// would not need the instant for a success ([`CircuitBreaker::success_needs_time`]), no
+    /// bulkhead waiter is queued (the slot a success frees would wake one at that instant),
+    /// and no server pushback is pending past the latest instant seen
+    /// ([`Pipeline::poll_timeout`] compares the two). A success reads no other time: the
+    /// retry policy credits its budget, the rate-limit stage holds nothing, and the deadline
+    /// is not consulted. So for a host whose clock never goes backwards, reporting it at any
+    /// instant between the attempt's start and its true end leaves the same steps, events,
+    /// wakes, stats and timeouts; [`Pipeline::try_report_success_untimed`] uses that to spare
+    /// the host a clock read per call. Failures and timeouts always need the real instant
+    /// (backoff, the breaker's open period, the deadline). `true` for an unknown call.
+    #[must_use]
+    pub fn success_needs_time(&self, call: CallId) -> bool {
+        let Ok(i) = self.slot(call) else {
+            return true;
+        };
+        if !matches!(self.calls[i].phase, Phase::Running { .. })
+            || self.pushback_until > self.clock.last()
+            || self.bulkhead.as_ref().is_some_and(|b| b.queued() > 0)
+        {
+            return true;
+        }
+        if self.calls[i].held & HOLDS_BREAKER == 0 {
+            return false;
+        }
+        let breaker = match self.keyed.as_ref() {
+            Some(map) => self
+                .keys
+                .get(i)
+                .and_then(|k| map.get(k.as_deref()?))
+                .and_then(|e| e.breaker.as_ref()),
+            None => self.breaker.as_ref(),
+        };
+        breaker.is_some_and(CircuitBreaker::success_needs_time)
+    }
+
+    /// Report a plain success for `call`'s running attempt without its end instant, when
+    /// [`Pipeline::success_needs_time`] says the instant does not matter (it is reported at
+    /// the latest instant seen): `Ok(true)`, then [`Pipeline::poll`] as usual. Otherwise
+    /// changes nothing: `Ok(false)` (read the clock and [`Pipeline::report`]), or the misuse
+    /// `report` would give. Only for hosts whose clock never goes backwards.
+    pub fn try_report_success_untimed(&mut self, call: CallId) -> Result<bool, UsageError> {
+        let i = self.slot(call)?;
+        if !matches!(self.calls[i].phase, Phase::Running { .. }) {
+            return Err(UsageError::NoAttemptInFlight);
+        }
+        if self.success_needs_time(call) {
+            return Ok(false);
+        }
+        let at = self.clock.last();
+        self.report(call, Report::SUCCESS, at)?;
+        Ok(true)
+    }
+
     /// Ask the retry policy what follows a failed (or refused) attempt.
     fn after_failure(&mut self, i: usize, failure: FailureInfo, now: Instant) {
         let retry = self
@@ -1631,5 +1688,142 @@ mod tests {
             Step::Attempt { attempt: 1, .. }
         ));
         assert_eq!(p.poll(b, ms(1)), Err(UsageError::AttemptInFlight));
+    }
+
+    /// Pipelines for the untimed-success equivalence: with the breaker rule that allows it,
+    /// a bulkhead queue, server pushback, keyed breakers, and a rate rule that refuses it.
+    const UNTIMED_CONFIGS: [&str; 6] = [
+        r#"{"circuitBreaker": {"trip": {"consecutiveFailures": 2}, "openDuration": 50, "halfOpen": {"successThreshold": 1}}, "retry": {"maxRetries": 2, "backoff": {"type": "constant", "base": 5, "jitter": "full"}}, "timeout": {"perAttempt": 20}}"#,
+        r#"{}"#,
+        r#"{"bulkhead": {"maxConcurrent": 1, "maxQueue": 2, "maxWait": 30}, "circuitBreaker": {}, "retry": {"maxRetries": 1, "backoff": {"type": "constant", "base": 3}}}"#,
+        r#"{"circuitBreaker": {"trip": {"consecutiveFailures": 3}}, "retry": {"maxRetries": 2, "pushback": "pipeline", "backoff": {"type": "constant", "base": 4, "jitter": "none"}}}"#,
+        r#"{"circuitBreaker": {"trip": {"consecutiveFailures": 1}, "openDuration": 20}, "rateLimit": {"rate": "100/s", "burst": 2}, "keyed": {"maxKeys": 2, "idleExpiry": 40}}"#,
+        r#"{"circuitBreaker": {"trip": {"failureRate": 0.5, "window": {"calls": 4}}, "openDuration": 30}, "retry": {"maxRetries": 1, "backoff": {"type": "constant", "base": 2}}, "order": ["circuitBreaker", "retry"]}"#,
+    ];
+
+    fn seen(p: &mut Pipeline) -> (PipelineStats, Vec<Event>, Vec<CallId>, Option<Instant>) {
+        (
+            p.stats(),
+            std::iter::from_fn(|| p.poll_event()).collect(),
+            std::iter::from_fn(|| p.poll_wake()).collect(),
+            p.poll_timeout(),
+        )
+    }
+
+    proptest::proptest! {
+        /// A success reported by `try_report_success_untimed` (when it accepts) leaves exactly
+        /// what `report` at the attempt's true end leaves: same steps, errors, events (with
+        /// their instants), wakes, stats and timeout after every input of a random sequence
+        /// of concurrent calls on a clock that never goes backwards.
+        #[test]
+        fn an_untimed_success_is_indistinguishable_from_a_timed_one(
+            config in 0..UNTIMED_CONFIGS.len(),
+            ops in proptest::collection::vec((0u8..12, 0usize..4, 0u64..12), 1..150),
+        ) {
+            let build = || Pipeline::from_json(UNTIMED_CONFIGS[config], 7).unwrap();
+            let (mut timed, mut untimed) = (build(), build());
+            let mut calls: Vec<CallId> = Vec::new();
+            let mut t = 0;
+            let mut skipped = 0;
+            for (op, pick, dt) in ops {
+                t += dt;
+                let now = ms(t);
+                match op {
+                    0..=2 => {
+                        let key = ["a", "b", "c", "a"][pick];
+                        let c = timed.begin_keyed(key, now, None);
+                        proptest::prop_assert_eq!(c, untimed.begin_keyed(key, now, None));
+                        calls.push(c);
+                    }
+                    3..=4 if !calls.is_empty() => {
+                        let c = calls[pick % calls.len()];
+                        proptest::prop_assert_eq!(timed.poll(c, now), untimed.poll(c, now));
+                    }
+                    5..=7 if !calls.is_empty() => {
+                        let c = calls[pick % calls.len()];
+                        let needs = untimed.success_needs_time(c);
+                        proptest::prop_assert_eq!(needs, timed.success_needs_time(c));
+                        let want = timed.report(c, Report::SUCCESS, now);
+                        match untimed.try_report_success_untimed(c) {
+                            Ok(true) => {
+                                proptest::prop_assert!(!needs);
+                                proptest::prop_assert_eq!(want, Ok(()));
+                                skipped += 1;
+                            }
+                            Ok(false) => {
+                                proptest::prop_assert!(needs);
+                                proptest::prop_assert_eq!(want, untimed.report(c, Report::SUCCESS, now));
+                            }
+                            Err(e) => proptest::prop_assert_eq!(want, Err(e)),
+                        }
+                    }
+                    8..=9 if !calls.is_empty() => {
+                        let c = calls[pick % calls.len()];
+                        let report = match pick {
+                            0 => Report::TIMEOUT,
+                            1 => Report::failure(true, Some(Duration::from_millis(15))),
+                            2 => Report { outcome: Outcome::Ignored, retryable: false, retry_after: None },
+                            _ => Report::failure(true, None),
+                        };
+                        proptest::prop_assert_eq!(timed.report(c, report, now), untimed.report(c, report, now));
+                    }
+                    10 if !calls.is_empty() => {
+                        let c = calls.swap_remove(pick % calls.len());
+                        proptest::prop_assert_eq!(timed.cancel(c, now), untimed.cancel(c, now));
+                    }
+                    11 => {
+                        timed.handle_timeout(now);
+                        untimed.handle_timeout(now);
+                    }
+                    _ => {}
+                }
+                proptest::prop_assert_eq!(seen(&mut timed), seen(&mut untimed));
+            }
+            // The rate rule never takes the shortcut.
+            if config == 5 {
+                proptest::prop_assert_eq!(skipped, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn untimed_success_is_taken_only_where_the_instant_cannot_matter() {
+        let mut p = Pipeline::from_json(UNTIMED_CONFIGS[0], 1).unwrap();
+        let a = p.begin(ms(0), None);
+        assert!(p.success_needs_time(a), "not running yet");
+        assert_eq!(
+            p.try_report_success_untimed(a),
+            Err(UsageError::NoAttemptInFlight)
+        );
+        assert!(matches!(p.poll(a, ms(0)).unwrap(), Step::Attempt { .. }));
+        assert!(!p.success_needs_time(a));
+        assert_eq!(p.try_report_success_untimed(a), Ok(true));
+        assert_eq!(p.poll(a, ms(9)).unwrap(), Step::Done { attempts: 1 });
+        assert_eq!(p.stats().succeeded, 1);
+        assert!(p.success_needs_time(a), "an ended call");
+        // A pending server pushback: poll_timeout compares it with the latest instant.
+        let mut p = Pipeline::from_json(UNTIMED_CONFIGS[3], 1).unwrap();
+        let b = p.begin(ms(0), None);
+        let _ = p.poll(b, ms(0)).unwrap();
+        p.report(
+            b,
+            Report::failure(true, Some(Duration::from_millis(50))),
+            ms(1),
+        )
+        .unwrap();
+        let c = p.begin(ms(60), None);
+        let _ = p.poll(c, ms(60)).unwrap();
+        let _ = p.poll(b, ms(60)).unwrap();
+        assert!(!p.success_needs_time(b), "the pushback ended at 51");
+        let d = p.begin(ms(60), None);
+        let _ = p.poll(d, ms(60)).unwrap();
+        p.report(
+            d,
+            Report::failure(true, Some(Duration::from_millis(50))),
+            ms(61),
+        )
+        .unwrap();
+        assert!(p.success_needs_time(b), "pushback until 111");
+        assert_eq!(p.try_report_success_untimed(b), Ok(false));
     }
 }
