@@ -74,3 +74,54 @@ fn integer_duration_strings_are_exact() {
     assert_eq!(parse(r#""1.5m""#).unwrap(), 90_000_000_000);
     assert_eq!(parse(r#""0.5us""#).unwrap(), 500);
 }
+
+/// Found by `policies` (bulkhead model): once the clock reached `Instant::MAX`, a waiter
+/// queued without a time limit (stored as `until = Instant::MAX`, "no limit") counted as
+/// expired and was dropped with a queue timeout. Its host had no timer for it and was never
+/// told: a pipeline call parked there would have waited forever.
+#[test]
+fn a_waiter_without_a_limit_never_times_out_even_at_the_end_of_time() {
+    use tripwire_core::bulkhead::{Bulkhead, BulkheadConfig, Entry};
+    let mut b = Bulkhead::new(BulkheadConfig::new(1, 1, None)).unwrap();
+    assert!(b.try_enter(Instant::MAX, None).is_admitted());
+    let Entry::Queued { ticket, until } = b.try_enter(Instant::MAX, None) else {
+        panic!("queues")
+    };
+    assert_eq!(until, None);
+    // A newcomer finds the queue full: the waiter must not be dropped to make room.
+    assert!(!b.try_enter(Instant::MAX, None).is_admitted());
+    assert!(b.is_waiting(ticket));
+    assert_eq!(b.poll_expired(Instant::MAX), None);
+    assert_eq!(
+        b.release(Instant::MAX),
+        Some(ticket),
+        "the waiter gets the slot"
+    );
+    assert_eq!(b.metrics().queue_timeouts, 0);
+}
+
+/// The same through a pipeline: a call parked without a deadline at the end of time is woken
+/// by the release, not lost.
+#[test]
+fn a_pipeline_call_parked_at_the_end_of_time_is_woken() {
+    use tripwire_core::pipeline::{Pipeline, Report, Step};
+    let mut p =
+        Pipeline::from_json(r#"{"bulkhead": {"maxConcurrent": 1, "maxQueue": 1}}"#, 1).unwrap();
+    let now = Instant::MAX;
+    let a = p.begin(now, None);
+    assert!(matches!(p.poll(a, now).unwrap(), Step::Attempt { .. }));
+    let b = p.begin(now, None);
+    assert!(matches!(
+        p.poll(b, now).unwrap(),
+        Step::Park { until: None, .. }
+    ));
+    let c = p.begin(now, None);
+    assert!(
+        matches!(p.poll(c, now).unwrap(), Step::Fail(_)),
+        "the queue is full"
+    );
+    p.report(a, Report::SUCCESS, now).unwrap();
+    assert!(matches!(p.poll(a, now).unwrap(), Step::Done { .. }));
+    assert_eq!(p.poll_wake(), Some(b), "the parked call is woken");
+    assert!(matches!(p.poll(b, now).unwrap(), Step::Attempt { .. }));
+}
