@@ -195,13 +195,17 @@ impl Serialize for ConfigDuration {
     /// back to the same nanosecond (always below about 11 days). Past that a float cannot hold
     /// every nanosecond, so the duration is written as an exact `"<n>ns"` string instead:
     /// every duration round-trips exactly (a breaker restores its own snapshot).
+    ///
+    /// The float is used only below 2^53 ns: there the shortest decimal of `ns / 10^6` has a
+    /// significand under 2^53, which a JSON parser reads back exactly (one correctly rounded
+    /// division); above it serde_json's default parser may land a bit away.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let ns = self.nanos();
         if ns % 1_000_000 == 0 {
             return s.serialize_u64(ns / 1_000_000);
         }
         let ms = crate::time::nanos_to_millis_f64(ns);
-        if millis_to_duration(ms).is_ok_and(|d| d.as_nanos() == u128::from(ns)) {
+        if ns < 1 << 53 && millis_to_duration(ms).is_ok_and(|d| d.as_nanos() == u128::from(ns)) {
             s.serialize_f64(ms)
         } else {
             s.collect_str(&format_args!("{ns}ns"))
