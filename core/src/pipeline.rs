@@ -1043,20 +1043,16 @@ impl Pipeline {
         }
         if !outer_done {
             self.calls[i].outer_done = true;
-            if let Some(r) = self.retry.as_ref() {
+            let c = &mut self.calls[i];
+            if let (Some(r), Some(state)) = (self.retry.as_ref(), c.retry.as_mut()) {
                 // The attempt begins when its per-attempt stages start, so a per-attempt
                 // refusal counts as an attempt and retries always terminate.
-                let c = &mut self.calls[i];
-                c.attempts = r.begin_attempt(
-                    c.retry
-                        .as_mut()
-                        .expect("retry state exists with a retry policy"),
-                );
+                c.attempts = r.begin_attempt(state);
             }
             return None;
         }
         let c = &mut self.calls[i];
-        if self.retry.is_none() {
+        if self.retry.is_none() || c.retry.is_none() {
             c.attempts += 1;
         }
         if c.deadline.is_some_and(|d| now >= d) {
@@ -1085,7 +1081,7 @@ impl Pipeline {
         now: Instant,
     ) {
         let inner = self.calls[i].outer_done && self.layout.is_inner(stage);
-        if inner && kind != ErrorKind::DeadlineExceeded && self.retry.is_some() {
+        if inner && kind != ErrorKind::DeadlineExceeded && self.retries(i) {
             // A per-attempt refusal is a failed attempt: retry it after its own hint.
             self.release_inner(i, now, None);
             self.calls[i].last_kind = Some(kind);
@@ -1152,7 +1148,7 @@ impl Pipeline {
                     ErrorKind::Failure
                 };
                 self.calls[i].last_kind = Some(kind);
-                if self.retry.is_some() {
+                if self.retries(i) {
                     let retryable = report.retryable || report.outcome == Outcome::Timeout;
                     self.after_failure(
                         i,
@@ -1169,6 +1165,12 @@ impl Pipeline {
         }
         self.drain_policy_events(i);
         Ok(())
+    }
+
+    /// Whether call `i` is retried: a retry policy is in force and the call has its state. A
+    /// call begun before a reconfiguration added the policy has none, and is not retried.
+    fn retries(&self, i: usize) -> bool {
+        self.retry.is_some() && self.calls[i].retry.is_some()
     }
 
     /// Ask the retry policy what follows a failed (or refused) attempt.
@@ -1424,7 +1426,8 @@ impl Pipeline {
 
     /// Apply a new config, keeping the state that still fits (breaker state, limiter levels,
     /// budget tokens, bulkhead holders and queue). An invalid config is refused and the old
-    /// one stays in force. Calls in flight finish under the stages they already passed.
+    /// one stays in force. Calls in flight finish under the stages they already passed; a
+    /// call begun without a retry policy is not retried by one added later.
     pub fn reconfigure(&mut self, config: PipelineConfig, now: Instant) -> Result<(), ConfigError> {
         config.validate()?;
         let now = self.clock.observe(now);

@@ -126,3 +126,81 @@ fn a_pipeline_call_parked_at_the_end_of_time_is_woken() {
     assert_eq!(p.poll_wake(), Some(b), "the parked call is woken");
     assert!(matches!(p.poll(b, now).unwrap(), Step::Attempt { .. }));
 }
+
+/// Found by `pipeline`: a call begun before a reconfiguration added a retry policy has no retry
+/// state; the pipeline then panicked ("retry state exists with a retry policy") when the call
+/// reached its attempt. Such a call is now simply not retried.
+#[test]
+fn a_call_begun_before_retry_was_added_finishes_without_retrying() {
+    use tripwire_core::pipeline::{Pipeline, PipelineConfig, Report, Step};
+    use tripwire_core::ErrorKind;
+    let with_retry = || {
+        PipelineConfig::from_json(
+            r#"{"retry": {"maxRetries": 2, "backoff": {"type": "constant", "base": 1, "jitter": "none"}}}"#,
+        )
+        .unwrap()
+    };
+    let ms = |v: u64| Instant::from_nanos(v * 1_000_000);
+
+    // Added before the call's first poll.
+    let mut p = Pipeline::from_json(r#"{"timeout": {"perAttempt": null}}"#, 1).unwrap();
+    let call = p.begin(ms(0), None);
+    p.reconfigure(with_retry(), ms(1)).unwrap();
+    assert_eq!(
+        p.poll(call, ms(1)).unwrap(),
+        Step::Attempt {
+            attempt: 1,
+            deadline: None
+        }
+    );
+    p.report(call, Report::failure(true, None), ms(2)).unwrap();
+    let Step::Fail(f) = p.poll(call, ms(2)).unwrap() else {
+        panic!("fails")
+    };
+    assert_eq!((f.kind, f.attempts), (ErrorKind::Failure, 1));
+
+    // Added while the attempt runs.
+    let mut p = Pipeline::from_json("{}", 1).unwrap();
+    let call = p.begin(ms(0), None);
+    assert!(matches!(p.poll(call, ms(0)).unwrap(), Step::Attempt { .. }));
+    p.reconfigure(with_retry(), ms(1)).unwrap();
+    p.report(call, Report::failure(true, None), ms(2)).unwrap();
+    assert!(matches!(p.poll(call, ms(2)).unwrap(), Step::Fail(_)));
+
+    // Calls begun afterwards are retried.
+    let call = p.begin(ms(3), None);
+    assert!(matches!(
+        p.poll(call, ms(3)).unwrap(),
+        Step::Attempt { attempt: 1, .. }
+    ));
+    p.report(call, Report::failure(true, None), ms(3)).unwrap();
+    assert_eq!(p.poll(call, ms(3)).unwrap(), Step::Sleep { until: ms(4) });
+    let s = p.stats();
+    assert_eq!(
+        s.calls,
+        s.succeeded + s.failed.iter().sum::<u64>() + s.cancelled + s.in_flight
+    );
+}
+
+/// The same through a per-attempt refusal: the call (begun without retry) meets a breaker that
+/// now sits inside the new retry policy; the refusal used to go to the retry policy and panic.
+#[test]
+fn a_per_attempt_refusal_of_a_call_begun_without_retry_fails_it() {
+    use tripwire_core::pipeline::{Pipeline, PipelineConfig, Step};
+    use tripwire_core::ErrorKind;
+    let ms = |v: u64| Instant::from_nanos(v * 1_000_000);
+    let mut p = Pipeline::from_json(r#"{"circuitBreaker": {}}"#, 1).unwrap();
+    let call = p.begin(ms(0), None);
+    let inside = PipelineConfig::from_json(
+        r#"{"circuitBreaker": {}, "retry": {"maxRetries": 2},
+            "order": ["retry", "circuitBreaker"]}"#,
+    )
+    .unwrap();
+    p.reconfigure(inside, ms(1)).unwrap();
+    p.breaker_mut().unwrap().force_open(ms(1));
+    let Step::Fail(f) = p.poll(call, ms(2)).unwrap() else {
+        panic!("refused")
+    };
+    assert_eq!(f.kind, ErrorKind::CircuitOpen);
+    assert_eq!(p.stats().in_flight, 0);
+}
