@@ -26,7 +26,7 @@ use std::collections::BTreeSet;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use tripwire_core::pipeline::{CallId, Outcome, Pipeline, PipelineConfig, Report, Step};
-use tripwire_core::{Instant, UsageError};
+use tripwire_core::{ErrorKind, Instant, UsageError};
 
 const MS: u64 = 1_000_000;
 const MAX_CALLS: usize = 64;
@@ -398,7 +398,11 @@ impl Harness {
                             self.live[i].last_attempt
                         );
                         if let Some(d) = deadline {
-                            assert!(d > eff, "an attempt started at or after its deadline");
+                            // `Instant::MAX` is "never": a timeout saturated at the end of time.
+                            assert!(
+                                d > eff || d == Instant::MAX,
+                                "an attempt started at or after its deadline"
+                            );
                         }
                         self.live[i].last_attempt = attempt;
                         self.live[i].phase = Phase::Running;
@@ -426,6 +430,19 @@ impl Harness {
                         assert!(f.attempts >= self.live[i].last_attempt);
                         if f.attempts == 0 {
                             assert_eq!(f.cause, None, "a cause without an attempt");
+                        }
+                        if matches!(f.kind, ErrorKind::RetriesExhausted | ErrorKind::BudgetExhausted) {
+                            assert!(f.cause.is_some(), "{:?} without the last attempt's cause", f.kind);
+                        }
+                        assert_ne!(f.kind, ErrorKind::InvalidConfig);
+                        if !self.reconfigured {
+                            let on = self.p.config().fallback.as_ref();
+                            assert_eq!(
+                                f.fallback,
+                                on.is_none_or(|c| c.on.contains(&f.kind)),
+                                "fallback flag of {:?}",
+                                f.kind
+                            );
                         }
                         self.tally.failed += 1;
                         self.finished(i);
