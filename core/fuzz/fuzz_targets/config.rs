@@ -20,8 +20,8 @@ use tripwire_core::deadline::TimeoutConfig;
 use tripwire_core::health::{CheckConfig, CheckResult, HealthConfig, HealthRegistry};
 use tripwire_core::pipeline::{Pipeline, PipelineConfig, PolicyFile, Report, Step};
 use tripwire_core::{
-    BreakerConfig, BulkheadConfig, CircuitBreaker, Instant, KeyedRateLimitConfig,
-    KeyedRateLimiter, RateLimitConfig, RateLimiter, Retry, RetryConfig, Rng,
+    BreakerConfig, BulkheadConfig, CircuitBreaker, Instant, KeyedRateLimitConfig, KeyedRateLimiter,
+    RateLimitConfig, RateLimiter, Retry, RetryConfig, Rng,
 };
 
 fuzz_target!(|data: &[u8]| {

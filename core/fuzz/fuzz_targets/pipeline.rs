@@ -58,10 +58,24 @@ impl LimitSpec {
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
 enum BreakerSpec {
-    Consecutive { n: u8, open_ms: u8 },
-    Calls { calls: u8, minimum: u8, open_ms: u8 },
-    Time { seconds: u8, buckets: u8, open_ms: u8 },
-    Backoff { n: u8, base_ms: u8 },
+    Consecutive {
+        n: u8,
+        open_ms: u8,
+    },
+    Calls {
+        calls: u8,
+        minimum: u8,
+        open_ms: u8,
+    },
+    Time {
+        seconds: u8,
+        buckets: u8,
+        open_ms: u8,
+    },
+    Backoff {
+        n: u8,
+        base_ms: u8,
+    },
 }
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -153,8 +167,8 @@ impl ConfigSpec {
             ));
         }
         if let Some((max_retries, base_ms, jitter, budget, pushback, max_elapsed)) = self.retry {
-            let jitter = ["none", "full", "equal", "decorrelated", "proportional"]
-                [usize::from(jitter % 5)];
+            let jitter =
+                ["none", "full", "equal", "decorrelated", "proportional"][usize::from(jitter % 5)];
             let kind = ["constant", "linear", "exponential"][usize::from(base_ms % 3)];
             let base = u32::from(base_ms % 20) + 1;
             let mut retry = format!(
@@ -175,13 +189,20 @@ impl ConfigSpec {
             parts.push(retry);
         }
         if let Some((per_attempt, overall)) = self.timeout {
-            let per_attempt = per_attempt.map_or("null".to_owned(), |p| (u32::from(p) + 1).to_string());
-            let overall = overall.map_or(String::new(), |o| format!(r#", "overall": {}"#, o % 600 + 1));
-            parts.push(format!(r#""timeout": {{"perAttempt": {per_attempt}{overall}}}"#));
+            let per_attempt =
+                per_attempt.map_or("null".to_owned(), |p| (u32::from(p) + 1).to_string());
+            let overall = overall.map_or(String::new(), |o| {
+                format!(r#", "overall": {}"#, o % 600 + 1)
+            });
+            parts.push(format!(
+                r#""timeout": {{"perAttempt": {per_attempt}{overall}}}"#
+            ));
         }
         let order = match self.order % 4 {
             0 => None,
-            1 => Some(r#"["fallback", "retry", "rateLimit", "bulkhead", "circuitBreaker", "timeout"]"#),
+            1 => Some(
+                r#"["fallback", "retry", "rateLimit", "bulkhead", "circuitBreaker", "timeout"]"#,
+            ),
             2 => Some(r#"["rateLimit", "bulkhead", "circuitBreaker", "timeout", "retry"]"#),
             _ => Some(r#"["retry", "rateLimit", "bulkhead", "circuitBreaker", "timeout"]"#),
         };
@@ -239,10 +260,20 @@ impl Tick {
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
 enum Op {
-    Begin { deadline_ms: Option<u16> },
-    BeginKeyed { key: u8, deadline_ms: Option<u16> },
+    Begin {
+        deadline_ms: Option<u16>,
+    },
+    BeginKeyed {
+        key: u8,
+        deadline_ms: Option<u16>,
+    },
     Poll(u8),
-    Report { call: u8, outcome: u8, retryable: bool, hint_ms: Option<u16> },
+    Report {
+        call: u8,
+        outcome: u8,
+        retryable: bool,
+        hint_ms: Option<u16>,
+    },
     Cancel(u8),
     /// Use a handle that has ended: it must be unknown.
     Stale(u8),
@@ -384,12 +415,20 @@ impl Harness {
         self.drain_outputs();
         match step {
             Err(UsageError::AttemptInFlight) => {
-                assert_eq!(self.live[i].phase, Phase::Running, "in flight, but not running");
+                assert_eq!(
+                    self.live[i].phase,
+                    Phase::Running,
+                    "in flight, but not running"
+                );
                 false
             }
             Err(e) => panic!("a live call's poll failed: {e} ({:?})", self.live[i]),
             Ok(step) => {
-                assert_ne!(self.live[i].phase, Phase::Running, "polled past a running attempt");
+                assert_ne!(
+                    self.live[i].phase,
+                    Phase::Running,
+                    "polled past a running attempt"
+                );
                 match step {
                     Step::Attempt { attempt, deadline } => {
                         assert!(
@@ -415,13 +454,19 @@ impl Harness {
                         false
                     }
                     Step::Park { until, .. } => {
-                        assert!(until.is_none_or(|u| u > eff), "a park that has already ended");
+                        assert!(
+                            until.is_none_or(|u| u > eff),
+                            "a park that has already ended"
+                        );
                         self.live[i].phase = Phase::Parked(until);
                         false
                     }
                     Step::Done { attempts } => {
                         assert!(attempts >= 1);
-                        assert_eq!(attempts, self.live[i].last_attempt, "Done names the last attempt");
+                        assert_eq!(
+                            attempts, self.live[i].last_attempt,
+                            "Done names the last attempt"
+                        );
                         self.tally.done += 1;
                         self.finished(i);
                         true
@@ -431,8 +476,15 @@ impl Harness {
                         if f.attempts == 0 {
                             assert_eq!(f.cause, None, "a cause without an attempt");
                         }
-                        if matches!(f.kind, ErrorKind::RetriesExhausted | ErrorKind::BudgetExhausted) {
-                            assert!(f.cause.is_some(), "{:?} without the last attempt's cause", f.kind);
+                        if matches!(
+                            f.kind,
+                            ErrorKind::RetriesExhausted | ErrorKind::BudgetExhausted
+                        ) {
+                            assert!(
+                                f.cause.is_some(),
+                                "{:?} without the last attempt's cause",
+                                f.kind
+                            );
                         }
                         assert_ne!(f.kind, ErrorKind::InvalidConfig);
                         if !self.reconfigured {
@@ -458,7 +510,11 @@ impl Harness {
     fn finished(&mut self, i: usize) {
         let id = self.live[i].id;
         let now = Instant::from_nanos(self.host);
-        assert_eq!(self.p.poll(id, now), Err(UsageError::UnknownCall), "polled after its end");
+        assert_eq!(
+            self.p.poll(id, now),
+            Err(UsageError::UnknownCall),
+            "polled after its end"
+        );
         self.end(i);
     }
 
@@ -468,7 +524,12 @@ impl Harness {
         let id = self.live[i].id;
         let r = self.p.report(id, report, now);
         self.drain_outputs();
-        assert_eq!(r.is_ok(), running, "report {r:?} while {:?}", self.live[i].phase);
+        assert_eq!(
+            r.is_ok(),
+            running,
+            "report {r:?} while {:?}",
+            self.live[i].phase
+        );
         if running {
             self.live[i].phase = Phase::Idle;
         } else {
@@ -503,7 +564,8 @@ impl Harness {
                     let report = Report {
                         outcome,
                         retryable,
-                        retry_after: hint_ms.map(|h| std::time::Duration::from_millis(u64::from(h))),
+                        retry_after: hint_ms
+                            .map(|h| std::time::Duration::from_millis(u64::from(h))),
                     };
                     self.report(i, report);
                 }
@@ -592,7 +654,10 @@ impl Harness {
             );
         }
         while let Some(e) = self.p.poll_event() {
-            assert!(e.at.as_nanos() <= self.seen, "an event from the future: {e:?}");
+            assert!(
+                e.at.as_nanos() <= self.seen,
+                "an event from the future: {e:?}"
+            );
         }
     }
 
@@ -609,10 +674,22 @@ impl Harness {
         assert_eq!(s.calls, ended + s.in_flight, "calls add up: {s:?}");
         assert_eq!(s.calls, self.tally.begun);
         assert_eq!(s.attempts, self.tally.attempts, "attempts = Attempt steps");
-        assert!(s.in_flight <= self.live.len() as u64, "more in flight than live calls");
-        let running = self.live.iter().filter(|c| c.phase == Phase::Running).count();
-        assert!(s.in_flight >= running as u64, "a running call counted as ended");
-        assert!(s.succeeded >= self.tally.done && s.failed.iter().sum::<u64>() >= self.tally.failed);
+        assert!(
+            s.in_flight <= self.live.len() as u64,
+            "more in flight than live calls"
+        );
+        let running = self
+            .live
+            .iter()
+            .filter(|c| c.phase == Phase::Running)
+            .count();
+        assert!(
+            s.in_flight >= running as u64,
+            "a running call counted as ended"
+        );
+        assert!(
+            s.succeeded >= self.tally.done && s.failed.iter().sum::<u64>() >= self.tally.failed
+        );
         assert!(s.cancelled <= self.tally.cancelled);
         if let Some(b) = s.bulkhead {
             let parked = self
@@ -620,23 +697,38 @@ impl Harness {
                 .iter()
                 .filter(|c| matches!(c.phase, Phase::Parked(_)))
                 .count() as u64;
-            assert!(b.in_flight <= self.live.len() as u64, "a slot held by no live call: {b:?}");
-            assert!(b.queue_depth <= parked, "a queue place held by no parked call: {b:?}");
+            assert!(
+                b.in_flight <= self.live.len() as u64,
+                "a slot held by no live call: {b:?}"
+            );
+            assert!(
+                b.queue_depth <= parked,
+                "a queue place held by no parked call: {b:?}"
+            );
             if self.reconfigured {
                 assert!(b.in_flight <= b.max_concurrent || b.in_flight <= in_flight_before);
                 assert!(b.queue_depth <= b.max_queue || b.queue_depth <= queued_before);
             } else {
-                assert!(b.in_flight <= b.max_concurrent, "bulkhead over capacity: {b:?}");
+                assert!(
+                    b.in_flight <= b.max_concurrent,
+                    "bulkhead over capacity: {b:?}"
+                );
                 assert!(b.queue_depth <= b.max_queue, "queue over capacity: {b:?}");
             }
         }
         if let Some(b) = s.breaker {
-            assert!(b.in_flight <= self.live.len() as u64, "a permit held by no live call");
+            assert!(
+                b.in_flight <= self.live.len() as u64,
+                "a permit held by no live call"
+            );
         }
         if let (Some(keys), Some(k)) = (self.p.keys(), &self.p.config().keyed) {
             let max = k.max_keys as usize;
             if self.reconfigured {
-                assert!(keys <= max || keys <= keys_before, "{keys} keys > maxKeys {max}");
+                assert!(
+                    keys <= max || keys <= keys_before,
+                    "{keys} keys > maxKeys {max}"
+                );
             } else {
                 assert!(keys <= max, "{keys} keys > maxKeys {max}");
             }
@@ -698,7 +790,11 @@ impl Harness {
         }
         for key in &self.keys {
             if let Some(b) = self.p.keyed_breaker(key) {
-                assert_eq!(b.metrics().in_flight, 0, "key {key}: a breaker permit leaked");
+                assert_eq!(
+                    b.metrics().in_flight,
+                    0,
+                    "key {key}: a breaker permit leaked"
+                );
             }
         }
     }

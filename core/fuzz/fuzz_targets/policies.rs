@@ -284,7 +284,9 @@ fn breaker(case: BreakerCase) {
                 seen = eff;
                 match before {
                     BreakerState::Open => {
-                        let until = until.expect("an open breaker knows when it ends").as_nanos();
+                        let until = until
+                            .expect("an open breaker knows when it ends")
+                            .as_nanos();
                         if eff < until {
                             assert_eq!(
                                 a,
@@ -322,7 +324,8 @@ fn breaker(case: BreakerCase) {
                     if p.is_trial() {
                         let m = b.metrics();
                         assert!(
-                            m.half_open_in_flight <= u64::from(b.config().half_open.permitted_calls),
+                            m.half_open_in_flight
+                                <= u64::from(b.config().half_open.permitted_calls),
                             "a trial admitted beyond permittedCalls: {m:?}"
                         );
                     }
@@ -368,7 +371,9 @@ fn breaker(case: BreakerCase) {
                 assert_eq!(b.metrics().open_streak, 1);
             }
             BreakerOp::HandleTimeout => {
-                let due = b.poll_timeout().is_some_and(|u| u.as_nanos() <= host.max(seen));
+                let due = b
+                    .poll_timeout()
+                    .is_some_and(|u| u.as_nanos() <= host.max(seen));
                 b.handle_timeout(Instant::from_nanos(host));
                 seen = seen.max(host);
                 if due {
@@ -430,7 +435,11 @@ fn breaker(case: BreakerCase) {
         assert_eq!(m.successes + m.failures + m.ignored, records);
         assert!(m.window_failures <= m.window_calls && m.window_slow_calls <= m.window_calls);
         // No phantom permits: what the breaker counts in flight, the host holds.
-        assert!(m.in_flight <= live.len() as u64, "{m:?} with {} live", live.len());
+        assert!(
+            m.in_flight <= live.len() as u64,
+            "{m:?} with {} live",
+            live.len()
+        );
         assert!(m.half_open_in_flight <= m.in_flight);
         if b.state() != BreakerState::HalfOpen {
             assert_eq!(m.half_open_in_flight, 0);
@@ -556,7 +565,11 @@ fn limiter(case: LimiterCase) {
     let Ok(mut l) = RateLimiter::new(config) else {
         return;
     };
-    let min_burst = limits.iter().map(LimitConfig::effective_burst).min().unwrap();
+    let min_burst = limits
+        .iter()
+        .map(LimitConfig::effective_burst)
+        .min()
+        .unwrap();
     let max_wait = limits.iter().map(|c| c.max_wait.nanos()).min().unwrap();
     let mut host = 0u64;
     let mut seen = 0u64;
@@ -595,7 +608,10 @@ fn limiter(case: LimiterCase) {
             RateDecision::Denied {
                 retry_after: Some(r),
             } => {
-                assert!(cost <= min_burst, "cost {cost} > burst {min_burst} may pass");
+                assert!(
+                    cost <= min_burst,
+                    "cost {cost} > burst {min_burst} may pass"
+                );
                 Some(u64::try_from(r.as_nanos()).expect("fits"))
             }
             _ => unreachable!(),
@@ -691,7 +707,11 @@ fn keyed(case: KeyedCase) {
                     .copied()
                     .filter(|key| k.contains(key) && !k.is_idle(key, Instant::from_nanos(host)))
                     .collect();
-                let _ = k.check(KEYS[usize::from(key) % KEYS.len()], Instant::from_nanos(host), u64::from(cost % 6));
+                let _ = k.check(
+                    KEYS[usize::from(key) % KEYS.len()],
+                    Instant::from_nanos(host),
+                    u64::from(cost % 6),
+                );
                 checks += 1;
                 for key in busy_before {
                     assert!(k.contains(key), "limited key {key} was evicted");
@@ -740,9 +760,16 @@ enum BulkheadOp {
     /// A call arrives; the deadline is an offset in ms from the host's (unclamped) time.
     Enter(Option<i16>),
     Release,
-    Cancel { pick: u8, timed_out: bool },
+    Cancel {
+        pick: u8,
+        timed_out: bool,
+    },
     Expire,
-    Reconfigure { max_concurrent: u8, max_queue: u8, max_wait: Option<u16> },
+    Reconfigure {
+        max_concurrent: u8,
+        max_queue: u8,
+        max_wait: Option<u16>,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -881,9 +908,8 @@ fn bulkhead(case: BulkheadCase) {
         let mut woken_now: Vec<u64> = Vec::new();
         match op {
             BulkheadOp::Enter(deadline) => {
-                let deadline = deadline.map(|d| {
-                    host.saturating_add_signed(i64::from(d).saturating_mul(MS as i64))
-                });
+                let deadline = deadline
+                    .map(|d| host.saturating_add_signed(i64::from(d).saturating_mul(MS as i64)));
                 let got = b.try_enter(now, deadline.map(Instant::from_nanos));
                 let want = m.enter(deadline);
                 assert_eq!(got, want, "step {i}: enter");
@@ -967,7 +993,10 @@ fn bulkhead(case: BulkheadCase) {
         assert_eq!(metrics.unmatched_releases, unmatched);
         let cfg = b.config();
         if strict {
-            assert!(b.in_flight() <= cfg.max_concurrent, "step {i}: over maxConcurrent");
+            assert!(
+                b.in_flight() <= cfg.max_concurrent,
+                "step {i}: over maxConcurrent"
+            );
             assert!(b.queued() <= cfg.max_queue, "step {i}: over maxQueue");
         }
         assert!(b.in_flight() <= cfg.max_concurrent || b.in_flight() <= in_flight_before);
@@ -977,7 +1006,10 @@ fn bulkhead(case: BulkheadCase) {
             "step {i}: a waiter beside a free slot"
         );
         assert_eq!(b.queued() as usize, m.queue.len());
-        assert!(m.queue.iter().all(|&(t, _)| b.is_waiting(Ticket::from_raw(t))));
+        assert!(m
+            .queue
+            .iter()
+            .all(|&(t, _)| b.is_waiting(Ticket::from_raw(t))));
         let next = m
             .queue
             .iter()
@@ -1129,20 +1161,18 @@ fn retry(case: RetryCase) {
                         host.saturating_add_signed(i64::from(d).saturating_mul(1_000)),
                     )
                 });
-                let decision = retry.on_failure(
-                    s,
-                    failure,
-                    Instant::from_nanos(host),
-                    deadline,
-                    &mut rng,
-                );
+                let decision =
+                    retry.on_failure(s, failure, Instant::from_nanos(host), deadline, &mut rng);
                 if let RetryDecision::Retry { attempt, delay } = decision {
                     let delay = u64::try_from(delay.as_nanos()).expect("fits");
                     let cap = config.backoff.max.nanos();
                     assert!(retryable, "a non-retryable failure retried");
                     assert_eq!(attempt, s.attempts().max(1).saturating_add(1));
                     assert!(s.attempts().max(1) <= config.max_retries, "over maxRetries");
-                    assert!(delay <= cap.max(hint.unwrap_or(0)), "delay {delay} over the cap");
+                    assert!(
+                        delay <= cap.max(hint.unwrap_or(0)),
+                        "delay {delay} over the cap"
+                    );
                     assert!(delay >= hint.unwrap_or(0), "delay {delay} under the hint");
                     let resume = clamped.saturating_add_nanos(delay);
                     if let Some(d) = deadline {
@@ -1156,7 +1186,9 @@ fn retry(case: RetryCase) {
             RetryOp::Reconfigure => {
                 let next = case.other.config();
                 if next.validate().is_ok() {
-                    retry.reconfigure(next).expect("a validated config is accepted");
+                    retry
+                        .reconfigure(next)
+                        .expect("a validated config is accepted");
                 }
             }
         }
@@ -1354,7 +1386,12 @@ fn overall_from_report(report: &serde_json::Value) -> &'static str {
         .as_object()
         .expect("breakers")
         .values()
-        .any(|b| matches!(b["state"].as_str(), Some("open" | "halfOpen" | "forcedOpen")));
+        .any(|b| {
+            matches!(
+                b["state"].as_str(),
+                Some("open" | "halfOpen" | "forcedOpen")
+            )
+        });
     if open {
         status = "degraded";
     }
