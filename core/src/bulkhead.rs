@@ -232,8 +232,10 @@ struct Waiter {
 }
 
 impl Waiter {
+    /// `Instant::MAX` is "no limit": such a waiter never expires, not even once the clock
+    /// itself reaches `Instant::MAX` (it would be dropped unseen: its host arms no timer).
     fn expired(&self, now: Instant) -> bool {
-        self.until <= now
+        self.until <= now && self.until != Instant::MAX
     }
 }
 

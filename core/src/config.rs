@@ -95,12 +95,18 @@ fn millis_to_duration(ms: f64) -> Result<Duration, String> {
 }
 
 /// Parse `"250ms"`, `"1.5m"`, `"1m30s"`. Units: ns, us, µs, ms, s, m, h, d.
+///
+/// When every number is an integer the sum is exact to the nanosecond (`"9007199254740993ns"`
+/// is that many nanoseconds); a fraction anywhere makes the whole sum go through float
+/// milliseconds, as a JSON number does.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     if s.is_empty() {
         return Err("empty duration string".into());
     }
     let mut total_ms = 0.0_f64;
+    // The exact sum in ns while every number is an integer; `None` once one is not.
+    let mut exact_ns: Option<u128> = Some(0);
     let mut rest = s;
     while !rest.is_empty() {
         let num_len = rest
@@ -119,14 +125,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(tail.len());
         let (unit, next) = tail.split_at(unit_len);
-        let scale_ms = match unit.trim() {
-            "ns" => 1e-6,
-            "us" | "µs" => 1e-3,
-            "ms" => 1.0,
-            "s" => 1e3,
-            "m" => 60e3,
-            "h" => 3600e3,
-            "d" => 86_400e3,
+        let (scale_ms, scale_ns) = match unit.trim() {
+            "ns" => (1e-6, 1),
+            "us" | "µs" => (1e-3, 1_000),
+            "ms" => (1.0, 1_000_000),
+            "s" => (1e3, 1_000_000_000),
+            "m" => (60e3, 60_000_000_000),
+            "h" => (3600e3, 3_600_000_000_000),
+            "d" => (86_400e3, 86_400_000_000_000_u128),
             "" => {
                 return Err(format!(
                     "invalid duration {text:?}: a string needs a unit (ns, us, ms, s, m, h, d); use a number for milliseconds"
@@ -135,9 +141,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             other => return Err(format!("invalid duration {text:?}: unknown unit {other:?}")),
         };
         total_ms += value * scale_ms;
+        exact_ns = exact_ns.and_then(|sum| {
+            let n: u128 = num.parse().ok()?;
+            sum.checked_add(n.checked_mul(scale_ns)?)
+        });
         rest = next;
     }
-    millis_to_duration(total_ms)
+    match exact_ns {
+        Some(ns) if ns <= MAX_CONFIG_DURATION.as_nanos() => Ok(Duration::from_nanos(ns as u64)),
+        Some(_) => Err(format!("too large: {text:?} (the limit is 100 years)")),
+        None => millis_to_duration(total_ms),
+    }
 }
 
 struct DurationVisitor;
@@ -177,14 +191,24 @@ impl<'de> Deserialize<'de> for ConfigDuration {
 }
 
 impl Serialize for ConfigDuration {
-    /// Serialized as milliseconds (a number), which every parser reads back exactly for
-    /// whole microseconds.
+    /// Serialized as milliseconds: an integer when whole, else a float when that float reads
+    /// back to the same nanosecond (always below about 11 days). Past that a float cannot hold
+    /// every nanosecond, so the duration is written as an exact `"<n>ns"` string instead:
+    /// every duration round-trips exactly (a breaker restores its own snapshot).
+    ///
+    /// The float is used only below 2^53 ns: there the shortest decimal of `ns / 10^6` has a
+    /// significand under 2^53, which a JSON parser reads back exactly (one correctly rounded
+    /// division); above it serde_json's default parser may land a bit away.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let ns = self.nanos();
         if ns % 1_000_000 == 0 {
-            s.serialize_u64(ns / 1_000_000)
+            return s.serialize_u64(ns / 1_000_000);
+        }
+        let ms = crate::time::nanos_to_millis_f64(ns);
+        if ns < 1 << 53 && millis_to_duration(ms).is_ok_and(|d| d.as_nanos() == u128::from(ns)) {
+            s.serialize_f64(ms)
         } else {
-            s.serialize_f64(crate::time::nanos_to_millis_f64(ns))
+            s.collect_str(&format_args!("{ns}ns"))
         }
     }
 }

@@ -1043,20 +1043,16 @@ impl Pipeline {
         }
         if !outer_done {
             self.calls[i].outer_done = true;
-            if let Some(r) = self.retry.as_ref() {
+            let c = &mut self.calls[i];
+            if let (Some(r), Some(state)) = (self.retry.as_ref(), c.retry.as_mut()) {
                 // The attempt begins when its per-attempt stages start, so a per-attempt
                 // refusal counts as an attempt and retries always terminate.
-                let c = &mut self.calls[i];
-                c.attempts = r.begin_attempt(
-                    c.retry
-                        .as_mut()
-                        .expect("retry state exists with a retry policy"),
-                );
+                c.attempts = r.begin_attempt(state);
             }
             return None;
         }
         let c = &mut self.calls[i];
-        if self.retry.is_none() {
+        if self.retry.is_none() || c.retry.is_none() {
             c.attempts += 1;
         }
         if c.deadline.is_some_and(|d| now >= d) {
@@ -1085,7 +1081,7 @@ impl Pipeline {
         now: Instant,
     ) {
         let inner = self.calls[i].outer_done && self.layout.is_inner(stage);
-        if inner && kind != ErrorKind::DeadlineExceeded && self.retry.is_some() {
+        if inner && kind != ErrorKind::DeadlineExceeded && self.retries(i) {
             // A per-attempt refusal is a failed attempt: retry it after its own hint.
             self.release_inner(i, now, None);
             self.calls[i].last_kind = Some(kind);
@@ -1152,7 +1148,7 @@ impl Pipeline {
                     ErrorKind::Failure
                 };
                 self.calls[i].last_kind = Some(kind);
-                if self.retry.is_some() {
+                if self.retries(i) {
                     let retryable = report.retryable || report.outcome == Outcome::Timeout;
                     self.after_failure(
                         i,
@@ -1228,18 +1224,21 @@ impl Pipeline {
         Ok(true)
     }
 
+    /// Whether call `i` is retried: a retry policy is in force and the call has its state. A
+    /// call begun before a reconfiguration added the policy has none, and is not retried.
+    fn retries(&self, i: usize) -> bool {
+        self.retry.is_some() && self.calls[i].retry.is_some()
+    }
+
     /// Ask the retry policy what follows a failed (or refused) attempt.
     fn after_failure(&mut self, i: usize, failure: FailureInfo, now: Instant) {
-        let retry = self
-            .retry
-            .as_mut()
-            .expect("only called with a retry policy");
         let c = &mut self.calls[i];
-        let state = c
-            .retry
-            .as_mut()
-            .expect("retry state exists with a retry policy");
         let last = c.last_kind.unwrap_or(ErrorKind::Failure);
+        // Callers check `retries(i)`; without a policy or the call's state, nothing retries.
+        let (Some(retry), Some(state)) = (self.retry.as_mut(), c.retry.as_mut()) else {
+            self.finish_fail(i as u32, last, None, None, now);
+            return;
+        };
         match retry.on_failure(state, failure, now, c.deadline, &mut self.rng) {
             RetryDecision::Retry { attempt, delay } => {
                 let until = now.saturating_add(delay);
@@ -1481,7 +1480,8 @@ impl Pipeline {
 
     /// Apply a new config, keeping the state that still fits (breaker state, limiter levels,
     /// budget tokens, bulkhead holders and queue). An invalid config is refused and the old
-    /// one stays in force. Calls in flight finish under the stages they already passed.
+    /// one stays in force. Calls in flight finish under the stages they already passed; a
+    /// call begun without a retry policy is not retried by one added later.
     pub fn reconfigure(&mut self, config: PipelineConfig, now: Instant) -> Result<(), ConfigError> {
         config.validate()?;
         let now = self.clock.observe(now);
