@@ -30,8 +30,10 @@ for target in config policies pipeline; do
   log="$(mktemp)"
   echo "fuzz: $target for ${SECONDS_PER_TARGET}s"
   if ! cargo +nightly fuzz run "$target" "${corpora[@]}" -- "${flags[@]}" >"$log" 2>&1; then
-    # The panic message, the input's Debug form and the reproduction command.
-    grep -v -e '^#' -e 'Uses:' "$log" | tail -n 80 >&2
+    # The panic message, then the input's Debug form and the reproduction command.
+    grep -m 3 -A 4 'panicked at' "$log" >&2 || true
+    grep -v -e '^#' -e 'Uses:' "$log" | sed -n '/^Failing input:/,$p' | head -n 120 >&2
+    grep -q '^Failing input:' "$log" || tail -n 40 "$log" >&2
     rm -f "$log"
     echo "fuzz: $target FAILED" >&2
     exit 1
