@@ -6,3 +6,4 @@ bash scripts/ci/setup-rust.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 python3 scripts/ci/check-readme.py
+python3 scripts/ci/config_reference.py
