@@ -560,6 +560,9 @@ struct Call {
     deadline: Option<Instant>,
     last_kind: Option<ErrorKind>,
     last_ignored: bool,
+    /// Whether the function ran at least once (an `Attempt` was handed out): only then is a
+    /// failure an outcome the breaker outside retry may record.
+    ran: bool,
 }
 
 impl Call {
@@ -575,6 +578,7 @@ impl Call {
         deadline: None,
         last_kind: None,
         last_ignored: false,
+        ran: false,
     };
 }
 
@@ -691,6 +695,20 @@ pub struct Pipeline {
     events: EventQueue,
     stats: PipelineStats,
 }
+/// A fresh entry for a new (or re-created) key.
+fn new_key_entry(
+    config: &Option<Arc<BreakerConfig>>,
+    limits: &Option<RateLimitConfig>,
+) -> KeyEntry {
+    KeyEntry {
+        // Both were validated when the pipeline was built.
+        breaker: config
+            .clone()
+            .and_then(|c| CircuitBreaker::with_shared_config(c).ok()),
+        limiter: limits.clone().and_then(|c| RateLimiter::new(c).ok()),
+    }
+}
+
 fn new_keyed_map(k: &KeyedConfig, seed: u64) -> Keyed<KeyEntry> {
     // The map's hash keys come from the pipeline's seed, scrambled so they differ from the
     // jitter stream: keys are attacker-chosen and the hash must not be predictable from it.
@@ -833,13 +851,7 @@ impl Pipeline {
             }
             self.keys[index as usize] = Some(key.into());
             let (config, limits) = (&self.breaker_config, &self.config.rate_limit);
-            let made = map.try_get_or_insert_with(key, now, || KeyEntry {
-                // Both were validated when the pipeline was built.
-                breaker: config
-                    .clone()
-                    .and_then(|c| CircuitBreaker::with_shared_config(c).ok()),
-                limiter: limits.clone().and_then(|c| RateLimiter::new(c).ok()),
-            });
+            let made = map.try_get_or_insert_with(key, now, || new_key_entry(config, limits));
             if let Err(full) = made {
                 let retry_after = full.retry_at.map(|t| t.saturating_duration_since(now));
                 self.events.push(Event {
@@ -867,6 +879,24 @@ impl Pipeline {
         }
         CallId { index, generation }
     }
+    /// Make sure call `i`'s key has its entry before its stages run: an idle key may have
+    /// been evicted since `begin_keyed` (or during a backoff), and is then re-created fresh,
+    /// which is what eviction of an idle key promises. `Err(retry_after)` when the map is
+    /// full of busy keys.
+    fn ensure_key(&mut self, i: usize, now: Instant) -> Result<(), Option<Duration>> {
+        let Some(map) = self.keyed.as_mut() else {
+            return Ok(());
+        };
+        let Some(key) = self.keys.get(i).and_then(|k| k.as_deref()) else {
+            return Ok(());
+        };
+        let (config, limits) = (&self.breaker_config, &self.config.rate_limit);
+        match map.try_get_or_insert_with(key, now, || new_key_entry(config, limits)) {
+            Ok(_) => Ok(()),
+            Err(full) => Err(full.retry_at.map(|t| t.saturating_duration_since(now))),
+        }
+    }
+
     /// The breaker call slot `i` passes: the pipeline's, or its key's.
     fn breaker_of(&mut self, i: usize) -> Option<&mut CircuitBreaker> {
         match self.keyed.as_mut() {
@@ -920,7 +950,9 @@ impl Pipeline {
                     granted,
                 } => {
                     if granted {
-                        self.calls[i].held |= HOLDS_BULKHEAD;
+                        if self.bulkhead.is_some() {
+                            self.calls[i].held |= HOLDS_BULKHEAD;
+                        }
                         self.calls[i].phase = Phase::Admit;
                         continue;
                     }
@@ -949,6 +981,16 @@ impl Pipeline {
 
     /// Pass the stages the call still needs; returns a step to hand out, or `None` to loop.
     fn admit(&mut self, i: usize, now: Instant) -> Option<Step> {
+        if let Err(retry_after) = self.ensure_key(i, now) {
+            self.refuse(
+                i,
+                Stage::RateLimit,
+                ErrorKind::RateLimited,
+                retry_after,
+                now,
+            );
+            return None;
+        }
         let layout = self.layout;
         let outer_done = self.calls[i].outer_done;
         let stages = if outer_done {
@@ -1051,19 +1093,20 @@ impl Pipeline {
             }
             return None;
         }
+        if self.calls[i].deadline.is_some_and(|d| now >= d) {
+            self.refuse(i, Stage::Timeout, ErrorKind::DeadlineExceeded, None, now);
+            return None;
+        }
         let c = &mut self.calls[i];
         if self.retry.is_none() || c.retry.is_none() {
             c.attempts += 1;
-        }
-        if c.deadline.is_some_and(|d| now >= d) {
-            self.refuse(i, Stage::Timeout, ErrorKind::DeadlineExceeded, None, now);
-            return None;
         }
         let deadline = match (&self.config.timeout, self.layout.timeout_per_attempt) {
             (Some(t), true) => t.attempt_deadline(now, c.deadline),
             _ => c.deadline,
         };
         c.phase = Phase::Running { deadline };
+        c.ran = true;
         self.stats.attempts += 1;
         Some(Step::Attempt {
             attempt: c.attempts,
@@ -1372,7 +1415,7 @@ impl Pipeline {
         let i = i as usize;
         // The breaker outside retry sees the call's final outcome; refusals before any
         // attempt (or by the breaker itself) are not outcomes of the protected function.
-        let attempted = self.calls[i].attempts > 0 && self.calls[i].outer_done;
+        let attempted = self.calls[i].ran && self.calls[i].outer_done;
         let outcome = if self.calls[i].last_ignored || !attempted {
             BreakerOutcome::Ignored
         } else {
@@ -1541,6 +1584,19 @@ impl Pipeline {
             return Err(e);
         }
         let bulkhead_removed = bulkhead.is_none() && self.config.bulkhead.is_some();
+        // A call holding a slot or permit of an instance that goes away must not release it
+        // into whatever instance replaces it later.
+        let breaker_replaced = (breaker.is_none() && self.config.circuit_breaker.is_some())
+            || config.keyed.is_some() != self.config.keyed.is_some();
+        for c in self.calls.iter_mut().filter(|c| c.live) {
+            if bulkhead_removed {
+                c.held &= !HOLDS_BULKHEAD;
+            }
+            if breaker_replaced {
+                c.held &= !HOLDS_BREAKER;
+                c.permit = None;
+            }
+        }
         self.breaker_config = config.circuit_breaker.clone().map(Arc::new);
         match (&config.keyed, self.keyed.as_mut()) {
             (Some(k), Some(map)) => {
@@ -1825,5 +1881,76 @@ mod tests {
         .unwrap();
         assert!(p.success_needs_time(b), "pushback until 111");
         assert_eq!(p.try_report_success_untimed(b), Ok(false));
+    }
+
+    #[test]
+    fn a_deadline_passed_before_the_first_attempt_does_not_count_against_the_breaker() {
+        let mut p = Pipeline::from_json(
+            r#"{"circuitBreaker": {"trip": {"consecutiveFailures": 1}}}"#,
+            1,
+        )
+        .unwrap();
+        let c = p.begin(ms(0), Some(ms(10)));
+        let Step::Fail(f) = p.poll(c, ms(10)).unwrap() else {
+            panic!("expected a failure")
+        };
+        assert_eq!((f.kind, f.attempts), (ErrorKind::DeadlineExceeded, 0));
+        assert_eq!(
+            p.breaker().unwrap().state(),
+            BreakerState::Closed,
+            "the function never ran"
+        );
+        assert_eq!(p.stats().attempts, 0);
+        let next = p.begin(ms(11), None);
+        assert!(matches!(
+            p.poll(next, ms(11)).unwrap(),
+            Step::Attempt { .. }
+        ));
+    }
+
+    #[test]
+    fn a_key_evicted_between_begin_and_poll_is_re_created_not_skipped() {
+        let mut p = Pipeline::from_json(
+            r#"{"rateLimit": {"rate": "1/s", "burst": 1}, "keyed": {"maxKeys": 1}}"#,
+            1,
+        )
+        .unwrap();
+        let calls: Vec<CallId> = (0..10)
+            .map(|n| p.begin_keyed(if n % 2 == 0 { "a" } else { "b" }, ms(0), None))
+            .collect();
+        let admitted = calls
+            .iter()
+            .filter(|c| matches!(p.poll(**c, ms(0)).unwrap(), Step::Attempt { .. }))
+            .count();
+        assert!(admitted <= 2, "one call per key per second, got {admitted}");
+    }
+
+    #[test]
+    fn a_slot_held_across_removing_and_re_adding_the_bulkhead_is_not_released_into_the_new_one() {
+        let with =
+            PipelineConfig::from_json(r#"{"bulkhead": {"maxConcurrent": 1, "maxQueue": 0}}"#)
+                .unwrap();
+        let mut p = Pipeline::new(with.clone(), 1).unwrap();
+        let a = p.begin(ms(0), None);
+        assert!(matches!(p.poll(a, ms(0)).unwrap(), Step::Attempt { .. }));
+        p.reconfigure(PipelineConfig::default(), ms(1)).unwrap();
+        p.reconfigure(with, ms(2)).unwrap();
+        let b = p.begin(ms(3), None);
+        assert!(matches!(p.poll(b, ms(3)).unwrap(), Step::Attempt { .. }));
+        p.report(a, Report::SUCCESS, ms(4)).unwrap();
+        let _ = p.poll(a, ms(4)).unwrap();
+        assert_eq!(
+            p.stats().bulkhead.unwrap().in_flight,
+            1,
+            "b still holds the new bulkhead's only slot"
+        );
+        let c = p.begin(ms(5), None);
+        assert!(matches!(
+            p.poll(c, ms(5)).unwrap(),
+            Step::Fail(Failure {
+                kind: ErrorKind::BulkheadFull,
+                ..
+            })
+        ));
     }
 }
