@@ -223,8 +223,9 @@ impl<S: Sleeper> AsyncPipeline<S> {
             }
         }
     }
-
     /// Run `f` with the pipeline locked (stats, events, breaker controls, reconfigure).
+    /// Do not call [`Pipeline::poll_wake`] inside: the wakes belong to the parked calls of
+    /// [`AsyncPipeline::execute`], which this wrapper hands to them after `f` returns.
     pub fn with_pipeline<R>(&self, f: impl FnOnce(&mut Pipeline) -> R) -> R {
         let mut shared = self.lock();
         let r = f(&mut shared.pipeline);
@@ -248,11 +249,12 @@ struct CallGuard<'a, S: Sleeper> {
 
 impl<S: Sleeper> Drop for CallGuard<'_, S> {
     fn drop(&mut self) {
+        let mut shared = self.owner.lock();
+        let raw = self.call.to_raw();
+        // Always: a grant that raced the park's timeout may still be recorded for this call.
+        shared.wakers.remove(&raw);
+        shared.granted.remove(&raw);
         if self.live {
-            let mut shared = self.owner.lock();
-            let raw = self.call.to_raw();
-            shared.wakers.remove(&raw);
-            shared.granted.remove(&raw);
             let _ = shared.pipeline.cancel(self.call, self.owner.sleeper.now());
             shared.drain_wakes();
         }
