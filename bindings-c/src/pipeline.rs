@@ -2,7 +2,7 @@
 //! protocol (`tw_call_*`), or by the blocking `tw_pipeline_execute` for threaded apps; and
 //! `tw_policies`, a policy file of named pipelines.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +49,10 @@ pub(crate) struct Inner {
     wakes: VecDeque<tw_call>,
     /// Calls parked inside tw_pipeline_execute(); a wake removes its call and notifies.
     exec_parked: Vec<tw_call>,
+    /// Every call owned by a running tw_pipeline_execute(), from its begin to its end, parked
+    /// or not: a wake for one of these never goes to `wakes` (a wake can land while the call
+    /// is briefly unparked, e.g. between its park timing out and its next poll).
+    exec_owned: HashSet<tw_call>,
     fallbacks: Arc<[Fallback]>,
 }
 
@@ -65,6 +69,7 @@ impl Inner {
             core,
             wakes: VecDeque::new(),
             exec_parked: Vec::new(),
+            exec_owned: HashSet::new(),
             fallbacks: Arc::new([]),
         }
     }
@@ -77,6 +82,10 @@ impl Inner {
             if let Some(pos) = self.exec_parked.iter().position(|c| *c == raw) {
                 self.exec_parked.swap_remove(pos);
                 notify = true;
+            } else if self.exec_owned.contains(&raw) {
+                // Owned by an execute that is not parked right now (nothing waits for it): its
+                // next poll, made under this lock after this wake, sees the grant. Never publish
+                // it: the header promises execute-owned calls never show in poll_wake.
             } else {
                 self.wakes.push_back(raw);
             }
@@ -943,6 +952,40 @@ fn describe(f: &Failure) -> String {
     s
 }
 
+/// Ends an execute's ownership of its call: on every exit it forgets the call in
+/// `exec_owned`/`exec_parked` and, unless the call finished (Done or Fail, after which the
+/// core has freed it), cancels it, so an execute that fails never orphans a bulkhead slot or
+/// a permit. Callbacks (events) run after the lock is released.
+struct ExecCall<'a> {
+    p: &'a tw_pipeline,
+    call: CallId,
+    finished: bool,
+}
+
+impl Drop for ExecCall<'_> {
+    fn drop(&mut self) {
+        let raw = self.call.to_raw();
+        let Ok(mut g) = self.p.0.lock() else {
+            return; // poisoned: the handle is unusable anyway
+        };
+        if !self.finished {
+            // Errors ignored: the call may already be gone (a stale handle is harmless).
+            let _ = g
+                .inner
+                .core
+                .cancel(self.call, Instant::from_nanos(now_ns()));
+        }
+        // Drain while still owned, so no wake for this call can reach the public queue.
+        let notify = g.inner.drain_wakes();
+        g.inner.exec_owned.remove(&raw);
+        g.inner.exec_parked.retain(|c| *c != raw);
+        if notify {
+            self.p.0.cv.notify_all();
+        }
+        self.p.0.release(g);
+    }
+}
+
 /// The blocking run loop for one call, on the tw_now_ns() clock.
 fn execute(
     p: &tw_pipeline,
@@ -952,14 +995,21 @@ fn execute(
     deadline: Option<Instant>,
     failure_out: *mut tw_failure,
 ) -> Result<(), Error> {
-    let call = p.input(|c| {
-        let now = Instant::from_nanos(now_ns());
-        Ok(match key {
-            Some(key) => c.begin_keyed(key, now, deadline),
-            None => c.begin(now, deadline),
-        })
-    })?;
+    // Begin and take ownership under one lock, so no wake for the call can be published.
+    let mut g = p.0.lock()?;
+    let now = Instant::from_nanos(now_ns());
+    let call = match key {
+        Some(key) => g.inner.core.begin_keyed(key, now, deadline),
+        None => g.inner.core.begin(now, deadline),
+    };
     let raw = call.to_raw();
+    g.inner.exec_owned.insert(raw);
+    p.after_input(g);
+    let mut owned = ExecCall {
+        p,
+        call,
+        finished: false,
+    };
     loop {
         let mut g = p.0.lock()?;
         let polled = g.inner.core.poll(call, Instant::from_nanos(now_ns()));
@@ -1012,13 +1062,8 @@ fn execute(
                 // SAFETY: the caller's function, called with the caller's context.
                 let raw_outcome = unsafe { f(ctx, &mut a) };
                 let now = now_ns();
-                let outcome = match outcome_from_raw(raw_outcome) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        p.input(|c| Ok(c.cancel(call, Instant::from_nanos(now))?))?;
-                        return Err(e);
-                    }
-                };
+                // On an invalid outcome, `owned` cancels the call.
+                let outcome = outcome_from_raw(raw_outcome)?;
                 let late = has_deadline && now >= deadline_ns;
                 let report = Report {
                     outcome: if late { Outcome::Timeout } else { outcome },
@@ -1030,8 +1075,12 @@ fn execute(
                 p.input(|c| Ok(c.report(call, report, Instant::from_nanos(now))?))?;
             }
             Step::Sleep { until } => sleep_until(until.as_nanos()),
-            Step::Done { .. } => return Ok(()),
+            Step::Done { .. } => {
+                owned.finished = true;
+                return Ok(());
+            }
             Step::Fail(failure) => {
+                owned.finished = true;
                 let out = tw_failure::from(failure);
                 // SAFETY: the caller passes NULL or a writable tw_failure.
                 unsafe { put_opt(failure_out, out) };
@@ -1048,7 +1097,7 @@ fn execute(
             }
             Step::Park { .. } => unreachable!("handled above"),
             other => {
-                p.input(|c| Ok(c.cancel(call, Instant::from_nanos(now_ns()))?))?;
+                // `owned` cancels the call.
                 return Err(Error::new(
                     tw_status::Panic,
                     format!("internal error: step {other:?} is unknown to the C binding"),
