@@ -845,15 +845,12 @@ impl Pipeline {
         };
         self.stats.calls += 1;
         self.stats.in_flight += 1;
-        if let Some(map) = self.keyed.as_mut() {
+        if self.keyed.is_some() {
             if self.keys.len() <= index as usize {
                 self.keys.resize(index as usize + 1, None);
             }
             self.keys[index as usize] = Some(key.into());
-            let (config, limits) = (&self.breaker_config, &self.config.rate_limit);
-            let made = map.try_get_or_insert_with(key, now, || new_key_entry(config, limits));
-            if let Err(full) = made {
-                let retry_after = full.retry_at.map(|t| t.saturating_duration_since(now));
+            if let Err(retry_after) = self.ensure_key(index as usize, now) {
                 self.events.push(Event {
                     at: now,
                     kind: EventKind::Rejected {
