@@ -482,6 +482,7 @@ pub fn run(
         seq: 0,
         heap: BinaryHeap::with_capacity(1024),
         pipeline,
+        store: tripwire_core::store::MemoryStore::new(),
         downstream,
         client_timeout,
         calls: Vec::with_capacity(1024),
@@ -529,6 +530,9 @@ struct Engine<'a> {
     seq: u64,
     heap: BinaryHeap<Reverse<(u64, u64, Ev)>>,
     pipeline: Pipeline,
+    /// A pipeline with a `store` asks it on every call: answered in memory, instantly, as
+    /// the script would (one simulated instance alone on the shared limit).
+    store: tripwire_core::store::MemoryStore,
     downstream: Downstream<'a>,
     client_timeout: u64,
     calls: Vec<SimCall>,
@@ -727,6 +731,16 @@ impl Engine<'_> {
                 if let Some(u) = until {
                     self.schedule(u.as_nanos(), Ev::Wake { slot, token });
                 }
+            }
+            Step::Store { request, .. } => {
+                let reply = match self.pipeline.store_request(request) {
+                    Some(r) => self.store.run(r, now),
+                    None => tripwire_core::StoreReply::Unavailable,
+                };
+                self.pipeline
+                    .report_store(id, reply, now)
+                    .expect("the call waits for this reply");
+                self.step(slot);
             }
             Step::Done { .. } => self.finish(slot, None),
             Step::Fail(f) => self.finish(slot, Some(f)),

@@ -142,6 +142,8 @@ pub enum UsageError {
     DuplicateCheck,
     /// A pipeline name that the policy file does not define.
     UnknownPolicy,
+    /// `report_store` for a call that is not waiting for a store reply.
+    NoStoreRequest,
 }
 
 impl UsageError {
@@ -157,6 +159,7 @@ impl UsageError {
             UsageError::UnknownCheck => "no health check with that name",
             UsageError::DuplicateCheck => "a health check with that name is already registered",
             UsageError::UnknownPolicy => "no policy with that name",
+            UsageError::NoStoreRequest => "no store request is pending for this call",
         }
     }
 }

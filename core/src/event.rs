@@ -204,6 +204,14 @@ pub enum EventKind {
         /// The ticket woken.
         ticket: u64,
     },
+    /// The breaker around a shared store changed state: `open` means the store is not asked
+    /// and `store.onUnavailable` decides; `closed` means the store is back.
+    StoreStateChanged {
+        /// The state left.
+        from: BreakerState,
+        /// The state entered.
+        to: BreakerState,
+    },
 }
 
 impl EventKind {
@@ -217,6 +225,7 @@ impl EventKind {
             EventKind::GaveUp { .. } => "gaveUp",
             EventKind::Queued { .. } => "queued",
             EventKind::Woken { .. } => "woken",
+            EventKind::StoreStateChanged { .. } => "storeStateChanged",
         }
     }
 }

@@ -41,7 +41,16 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use futures_util::future::{select, Either};
 
 use crate::pipeline::{CallId, Failure, IdMap, Pipeline, Report, Step};
+use crate::store::{StoreReply, StoreRequest};
 use crate::time::Instant;
+
+/// The host's store client for a pipeline with a shared rate limit (`store` in its config).
+/// Keep SCALE-OUT.md's rules: `EVALSHA`, `EVAL` once only on `NOSCRIPT`, never resend, no
+/// client-side retries or offline queue. [`AsyncPipeline`] enforces the request's timeout.
+pub trait AsyncStore {
+    /// Run `request` once.
+    fn run(&self, request: StoreRequest) -> Pin<Box<dyn Future<Output = StoreReply> + '_>>;
+}
 
 /// The host's clock and timer.
 pub trait Sleeper {
@@ -108,6 +117,13 @@ impl Shared {
 pub struct AsyncPipeline<S> {
     shared: Mutex<Shared>,
     sleeper: S,
+    store: Option<Box<dyn AsyncStore>>,
+}
+
+impl fmt::Debug for dyn AsyncStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AsyncStore")
+    }
 }
 
 impl<S: Sleeper> AsyncPipeline<S> {
@@ -120,7 +136,16 @@ impl<S: Sleeper> AsyncPipeline<S> {
                 wakers: IdMap::default(),
             }),
             sleeper,
+            store: None,
         }
+    }
+
+    /// Run the pipeline's store requests with `store` (without one, a store request is
+    /// answered `Unavailable` and `store.onUnavailable` decides).
+    #[must_use]
+    pub fn with_store(mut self, store: impl AsyncStore + 'static) -> AsyncPipeline<S> {
+        self.store = Some(Box::new(store));
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Shared> {
@@ -188,6 +213,25 @@ impl<S: Sleeper> AsyncPipeline<S> {
                         Some(Err(e)) => last_error = Some(e),
                         None => last_error = None,
                     }
+                }
+                Step::Store { request, until } => {
+                    let request = self.lock().pipeline.store_request(request).cloned();
+                    let reply = match (request, &self.store) {
+                        (Some(request), Some(store)) => {
+                            let run = store.run(request);
+                            let sleep = core::pin::pin!(self.sleeper.sleep_until(until));
+                            match select(run, sleep).await {
+                                Either::Left((reply, _)) => reply,
+                                Either::Right(((), _)) => StoreReply::Timeout,
+                            }
+                        }
+                        _ => StoreReply::Unavailable,
+                    };
+                    let mut shared = self.lock();
+                    let _ = shared
+                        .pipeline
+                        .report_store(call, reply, self.sleeper.now());
+                    shared.drain_wakes();
                 }
                 // A sleeper that wakes early only costs another poll: the pipeline answers
                 // with the same `Sleep` until the host's clock reaches `until`.

@@ -68,6 +68,7 @@ pub mod pipeline;
 pub mod rate_limit;
 pub mod retry;
 pub mod rng;
+pub mod store;
 pub mod time;
 mod window;
 
@@ -93,4 +94,8 @@ pub use retry::{
     Retry, RetryBudget, RetryConfig, RetryDecision, RetryMetrics, RetryState,
 };
 pub use rng::Rng;
+pub use store::{
+    OnUnavailable, RequestId, SharedCheck, SharedLimiter, Source, StoreConfig, StoreMetrics,
+    StoreReply, StoreRequest,
+};
 pub use time::{Instant, Monotonic};

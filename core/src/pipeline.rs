@@ -44,6 +44,9 @@ use crate::retry::{
     FailureInfo, GiveUp, Retry, RetryConfig, RetryDecision, RetryMetrics, RetryState,
 };
 use crate::rng::Rng;
+use crate::store::{
+    RequestId, SharedCheck, SharedLimiter, StoreConfig, StoreMetrics, StoreReply, StoreRequest,
+};
 use crate::time::{Instant, Monotonic};
 
 /// A policy's place in `order`.
@@ -148,6 +151,10 @@ pub struct PipelineConfig {
     /// memory; the bulkhead and the retry budget stay shared by every key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyed: Option<KeyedConfig>,
+    /// Share the rate limit with every instance configured with the same `store.key`,
+    /// through an external store the host talks to ([`Step::Store`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreConfig>,
 }
 
 /// `{"maxKeys": 10000, "idleExpiry": "10m"}`: how many keys a keyed pipeline remembers.
@@ -227,6 +234,25 @@ impl PipelineConfig {
                 issues.push(
                     format!("fallback.on[{i}]"),
                     "invalidConfig is not a way a call can fail",
+                );
+            }
+        }
+        if let Some(st) = &self.store {
+            if let Err(e) = st.validate() {
+                issues.extend("store", e);
+            }
+            match &self.rate_limit {
+                Some(limits) => {
+                    if let Err(e) = StoreConfig::validate_limits(limits) {
+                        issues.extend("rateLimit", e);
+                    }
+                }
+                None => issues.push("store", "needs a rateLimit to share"),
+            }
+            if self.keyed.is_some() && st.expected_instances == crate::store::Instances::Auto {
+                issues.push(
+                    "store.expectedInstances",
+                    "\"auto\" is not available on a keyed pipeline (heartbeats are per key)",
                 );
             }
         }
@@ -383,6 +409,14 @@ pub enum Step {
         /// When to poll again at the latest.
         until: Option<Instant>,
     },
+    /// Run the store request [`Pipeline::store_request`]`(request)` (a shared rate limit),
+    /// giving up at `until`; then [`Pipeline::report_store`] its reply. Never resend it.
+    Store {
+        /// The request to run.
+        request: RequestId,
+        /// Its timeout: report [`StoreReply::Timeout`] when no reply came by then.
+        until: Instant,
+    },
     /// The call succeeded: return the function's value.
     Done {
         /// Attempts made, the first included.
@@ -497,6 +531,9 @@ pub struct PipelineStats {
     /// Keys held by a keyed pipeline (`None` when not keyed; per-key breaker and limiter
     /// metrics are then not aggregated into `breaker` and `rate_limit`).
     pub keys: Option<u64>,
+    /// The shared rate limit's metrics, with a `store`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreMetrics>,
 }
 
 fn serialize_failed<S: serde::Serializer>(
@@ -539,6 +576,8 @@ enum Phase {
         until: Option<Instant>,
         granted: bool,
     },
+    /// Waiting for the host to run a store request and report its reply.
+    Store { request: RequestId, until: Instant },
     /// An attempt is running.
     Running { deadline: Option<Instant> },
     /// Finished: the step to hand out on the next poll.
@@ -676,6 +715,8 @@ pub struct Pipeline {
     config: PipelineConfig,
     layout: Layout,
     limiter: Option<RateLimiter>,
+    /// The shared rate limit (replacing `limiter` and the per-key limiters) with a `store`.
+    shared: Option<SharedLimiter>,
     bulkhead: Option<Bulkhead>,
     breaker: Option<CircuitBreaker>,
     retry: Option<Retry>,
@@ -720,6 +761,18 @@ fn new_keyed_map(k: &KeyedConfig, seed: u64) -> Keyed<KeyEntry> {
     )
 }
 
+/// Per-key limiters of a keyed pipeline whose limit is shared: none.
+const NO_LIMITS: Option<RateLimitConfig> = None;
+
+/// The shared limiter of a pipeline with a `store` (validated already).
+fn new_shared(config: &PipelineConfig, seed: u64) -> Result<Option<SharedLimiter>, ConfigError> {
+    let (Some(store), Some(limits)) = (&config.store, &config.rate_limit) else {
+        return Ok(None);
+    };
+    let keyed = config.keyed.as_ref().map(|k| (k.max_keys, k.idle_expiry));
+    SharedLimiter::new(store.clone(), limits.clone(), keyed, seed).map(Some)
+}
+
 fn kinds_mask(kinds: &[ErrorKind]) -> u32 {
     kinds.iter().fold(0, |m, k| m | (1 << k.code()))
 }
@@ -742,12 +795,17 @@ impl Pipeline {
         let retry = config.retry.clone().map(Retry::new).transpose()?;
         let fallback_on = kinds_mask(&config.fallback.clone().unwrap_or_default().on);
         let seed = config.seed.unwrap_or(host_seed);
+        let shared = new_shared(&config, seed)?;
+        if shared.is_some() {
+            limiter = None;
+        }
         let keyed = config.keyed.as_ref().map(|k| {
             limiter = None;
             breaker = None;
             new_keyed_map(k, seed)
         });
         Ok(Pipeline {
+            shared,
             layout: Layout::new(&config),
             rng: Rng::new(seed),
             keyed,
@@ -887,7 +945,12 @@ impl Pipeline {
         let Some(key) = self.keys.get(i).and_then(|k| k.as_deref()) else {
             return Ok(());
         };
-        let (config, limits) = (&self.breaker_config, &self.config.rate_limit);
+        let limits = if self.shared.is_some() {
+            &NO_LIMITS
+        } else {
+            &self.config.rate_limit
+        };
+        let config = &self.breaker_config;
         match map.try_get_or_insert_with(key, now, || new_key_entry(config, limits)) {
             Ok(_) => Ok(()),
             Err(full) => Err(full.retry_at.map(|t| t.saturating_duration_since(now))),
@@ -935,6 +998,13 @@ impl Pipeline {
                     return Ok(step);
                 }
                 Phase::Running { .. } => return Err(UsageError::AttemptInFlight),
+                Phase::Store { request, until } => {
+                    if now < until {
+                        return Ok(Step::Store { request, until });
+                    }
+                    // The host let the request outlive its timeout: it counts as one.
+                    self.store_reply(i, StoreReply::Timeout, now);
+                }
                 Phase::Sleep(until) => {
                     if now < until {
                         return Ok(Step::Sleep { until });
@@ -1005,6 +1075,10 @@ impl Pipeline {
                 continue;
             }
             match stage {
+                Stage::RateLimit if self.shared.is_some() => match self.shared_check(i, now) {
+                    Some(step) => return step,
+                    None => continue,
+                },
                 Stage::RateLimit => {
                     let deadline = self.calls[i].deadline;
                     let Some(limiter) = self.limiter_of(i) else {
@@ -1109,6 +1183,120 @@ impl Pipeline {
             attempt: c.attempts,
             deadline,
         })
+    }
+
+    /// The shared rate limit for call `i`: `None` when passed (go on with the next stage),
+    /// `Some(step)` to return from `admit` (a store request, a reserved wait, or a refusal).
+    fn shared_check(&mut self, i: usize, now: Instant) -> Option<Option<Step>> {
+        let shared = self.shared.as_mut()?;
+        // A reserved wait must end before the deadline (as for the local limiter).
+        let max_wait = self.calls[i].deadline.map(|dl| {
+            dl.saturating_duration_since(now)
+                .saturating_sub(Duration::from_nanos(1))
+        });
+        let key = self.keys.get(i).and_then(|k| k.as_deref()).unwrap_or("");
+        match shared.check(key, now, 1, max_wait) {
+            SharedCheck::Send(request) => {
+                let until = shared.request_deadline(request).unwrap_or(now);
+                self.calls[i].phase = Phase::Store { request, until };
+                Some(Some(Step::Store { request, until }))
+            }
+            SharedCheck::Decided { decision, .. } => self.apply_shared(i, decision, now),
+        }
+    }
+
+    /// Apply a shared rate-limit decision to call `i` (see [`Pipeline::shared_check`]).
+    fn apply_shared(
+        &mut self,
+        i: usize,
+        decision: RateDecision,
+        now: Instant,
+    ) -> Option<Option<Step>> {
+        match decision {
+            RateDecision::Denied { retry_after } => {
+                let configured = self
+                    .shared
+                    .as_ref()
+                    .map_or(0, SharedLimiter::max_wait_nanos);
+                // A wait the limit would have reserved, but the deadline could not afford.
+                let unaffordable = match (retry_after, self.calls[i].deadline) {
+                    (Some(ra), Some(dl)) => {
+                        crate::time::duration_nanos(ra) <= configured
+                            && now.saturating_add(ra) >= dl
+                    }
+                    _ => false,
+                };
+                let kind = if unaffordable {
+                    ErrorKind::DeadlineExceeded
+                } else {
+                    ErrorKind::RateLimited
+                };
+                let ra = if unaffordable { None } else { retry_after };
+                self.refuse(i, Stage::RateLimit, kind, ra, now);
+                Some(None)
+            }
+            RateDecision::Wait(d) => {
+                let until = now.saturating_add(d);
+                self.calls[i].held |= PASSED_RATE_LIMIT;
+                self.calls[i].phase = Phase::Sleep(until);
+                Some(Some(Step::Sleep { until }))
+            }
+            _ => {
+                self.calls[i].held |= PASSED_RATE_LIMIT;
+                None
+            }
+        }
+    }
+
+    /// The host ran call `i`'s store request (or it timed out): decide, then go on.
+    fn store_reply(&mut self, i: usize, reply: StoreReply, now: Instant) {
+        let Phase::Store { request, .. } = self.calls[i].phase else {
+            return;
+        };
+        self.calls[i].phase = Phase::Admit;
+        let Some(shared) = self.shared.as_mut() else {
+            return; // The store was removed by `reconfigure`: pass the stages again.
+        };
+        // An unknown request (the shared limiter was rebuilt by `reconfigure`): ask again.
+        if let Ok((decision, _)) = shared.on_reply(request, reply, now) {
+            // A refusal finishes the call, a wait sets the phase: nothing more to do here.
+            let _ = self.apply_shared(i, decision, now);
+        }
+    }
+
+    /// The store request of a call whose step is [`Step::Store`].
+    #[must_use]
+    pub fn store_request(&self, request: RequestId) -> Option<&StoreRequest> {
+        self.shared.as_ref()?.request(request)
+    }
+
+    /// The shared rate limit, with a `store`.
+    #[must_use]
+    pub fn shared_limiter(&self) -> Option<&SharedLimiter> {
+        self.shared.as_ref()
+    }
+
+    /// The shared rate limit, with a `store` (for tests that override the store's clock).
+    pub fn shared_limiter_mut(&mut self) -> Option<&mut SharedLimiter> {
+        self.shared.as_mut()
+    }
+
+    /// Report the reply to `call`'s store request ([`Step::Store`]); then poll again.
+    /// [`UsageError::NoStoreRequest`] when the call is not waiting for one.
+    pub fn report_store(
+        &mut self,
+        call: CallId,
+        reply: StoreReply,
+        now: Instant,
+    ) -> Result<(), UsageError> {
+        let i = self.slot(call)?;
+        let now = self.clock.observe(now);
+        if !matches!(self.calls[i].phase, Phase::Store { .. }) {
+            return Err(UsageError::NoStoreRequest);
+        }
+        self.store_reply(i, reply, now);
+        self.drain_policy_events(i);
+        Ok(())
     }
 
     /// A stage refused the call (or its deadline passed before it could go on).
@@ -1453,6 +1641,11 @@ impl Pipeline {
     pub fn cancel(&mut self, call: CallId, now: Instant) -> Result<(), UsageError> {
         let i = self.slot(call)?;
         let now = self.clock.observe(now);
+        if let (Phase::Store { request, .. }, Some(shared)) =
+            (self.calls[i].phase, self.shared.as_mut())
+        {
+            shared.abandon(request, now);
+        }
         if !matches!(self.calls[i].phase, Phase::Finished(_)) {
             self.release_all_abandoned(i, now);
             self.stats.cancelled += 1;
@@ -1506,6 +1699,7 @@ impl Pipeline {
         s.retry = self.retry.as_ref().map(Retry::metrics);
         s.budget_tokens = self.retry.as_ref().and_then(Retry::budget_tokens);
         s.keys = self.keys().map(|n| n as u64);
+        s.store = self.shared.as_ref().map(SharedLimiter::metrics);
         s
     }
 
@@ -1525,6 +1719,15 @@ impl Pipeline {
     pub fn reconfigure(&mut self, config: PipelineConfig, now: Instant) -> Result<(), ConfigError> {
         config.validate()?;
         let now = self.clock.observe(now);
+        // A changed store or shared limit starts a fresh shared limiter (the shared state
+        // lives in the store; calls waiting for a reply ask the new one again).
+        let shared_changed =
+            config.store != self.config.store || config.rate_limit != self.config.rate_limit;
+        let new_shared_limiter = if shared_changed {
+            Some(new_shared(&config, self.rng.next_u64())?)
+        } else {
+            None
+        };
         // Build every new component first, so a failure leaves everything untouched.
         fn update<T, C: Clone>(
             current: &mut Option<T>,
@@ -1609,7 +1812,12 @@ impl Pipeline {
                         (None, Some(c)) => CircuitBreaker::with_shared_config(c.clone()).ok(),
                         (_, None) => None,
                     };
-                    entry.limiter = match (entry.limiter.take(), &config.rate_limit) {
+                    let limits = if config.store.is_some() {
+                        &NO_LIMITS
+                    } else {
+                        &config.rate_limit
+                    };
+                    entry.limiter = match (entry.limiter.take(), limits) {
                         (Some(mut l), Some(c)) => match l.reconfigure(c.clone(), now) {
                             Ok(()) => Some(l),
                             Err(_) => RateLimiter::new(c.clone()).ok(),
@@ -1622,8 +1830,13 @@ impl Pipeline {
             (Some(k), None) => self.keyed = Some(new_keyed_map(k, self.rng.next_u64())),
             (None, _) => self.keyed = None,
         }
-        if self.keyed.is_some() {
+        if let Some(shared) = new_shared_limiter {
+            self.shared = shared;
+        }
+        if self.keyed.is_some() || self.shared.is_some() {
             limiter = None;
+        }
+        if self.keyed.is_some() {
             breaker = None;
         }
         self.limiter = limiter;
@@ -1669,6 +1882,11 @@ impl Pipeline {
         }
         if let Some(b) = self.bulkhead.as_mut() {
             while let Some(e) = b.poll_event() {
+                self.events.push(e);
+            }
+        }
+        if let Some(s) = self.shared.as_mut() {
+            while let Some(e) = s.poll_event() {
                 self.events.push(e);
             }
         }
@@ -1949,5 +2167,173 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// A store reply as the GCRA script gives it: code, store time, wait/retry-after (ns).
+    fn script_reply(code: i64, wait_ms: u64) -> StoreReply {
+        StoreReply::Values(vec![code, 0, 0, (wait_ms * 1_000_000) as i64, 0, 0, 1, 0])
+    }
+
+    fn shared_pipeline(extra: &str) -> Pipeline {
+        Pipeline::from_json(
+            &format!(
+                r#"{{"rateLimit": {{"algorithm": "gcra", "rate": "10/s", "burst": 2, "maxWait": "300ms"}},
+                    "store": {{"key": "api"{extra}}}}}"#
+            ),
+            1,
+        )
+        .unwrap()
+    }
+
+    fn expect_store(p: &mut Pipeline, c: CallId, now: Instant) -> RequestId {
+        match p.poll(c, now).unwrap() {
+            Step::Store { request, until } => {
+                assert!(until > now && until <= now.saturating_add(Duration::from_millis(25)));
+                request
+            }
+            other => panic!("expected a store step, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_shared_limit_asks_the_store_once_per_call_and_obeys_it() {
+        let mut p = shared_pipeline("");
+        let c = p.begin(ms(0), None);
+        let id = expect_store(&mut p, c, ms(0));
+        let r = p.store_request(id).unwrap();
+        assert_eq!(r.keys, ["tw:{rl:api:}:0"]);
+        assert_eq!(r.args[..2], ["1".to_owned(), "300000000".to_owned()]);
+        assert!(!r.resend_safe, "a taking request must never be resent");
+        // Polling again before the reply hands out the same request (never a second one).
+        assert_eq!(expect_store(&mut p, c, ms(1)), id);
+        p.report_store(c, script_reply(0, 0), ms(2)).unwrap();
+        assert_eq!(
+            p.report_store(c, script_reply(0, 0), ms(2)),
+            Err(UsageError::NoStoreRequest)
+        );
+        assert!(matches!(
+            p.poll(c, ms(2)).unwrap(),
+            Step::Attempt { attempt: 1, .. }
+        ));
+        p.report(c, Report::SUCCESS, ms(3)).unwrap();
+        assert!(matches!(p.poll(c, ms(3)).unwrap(), Step::Done { .. }));
+
+        // A reserved wait sleeps from the reply; a denial fails with the store's retry-after.
+        let c = p.begin(ms(10), None);
+        expect_store(&mut p, c, ms(10));
+        p.report_store(c, script_reply(0, 150), ms(12)).unwrap();
+        assert_eq!(p.poll(c, ms(12)).unwrap(), Step::Sleep { until: ms(162) });
+        assert!(matches!(p.poll(c, ms(162)).unwrap(), Step::Attempt { .. }));
+        p.report(c, Report::SUCCESS, ms(163)).unwrap();
+        let _ = p.poll(c, ms(163)).unwrap();
+        let c = p.begin(ms(200), None);
+        expect_store(&mut p, c, ms(200));
+        p.report_store(c, script_reply(1, 400), ms(201)).unwrap();
+        let Step::Fail(f) = p.poll(c, ms(201)).unwrap() else {
+            panic!("a denial fails the call")
+        };
+        assert_eq!(
+            (f.kind, f.retry_after, f.attempts),
+            (ErrorKind::RateLimited, Some(Duration::from_millis(400)), 0)
+        );
+        // The denial is cached until 400 − 300 ms (maxWait) after it was sent: no round trip.
+        let c = p.begin(ms(230), None);
+        let Step::Fail(f) = p.poll(c, ms(230)).unwrap() else {
+            panic!("a cached denial fails the call")
+        };
+        assert_eq!(f.retry_after, Some(Duration::from_millis(370)));
+        let s = p.stats().store.unwrap();
+        assert_eq!((s.requests, s.store_allowed, s.store_waited), (3, 1, 1));
+        assert_eq!((s.store_denied, s.cache_denied, s.in_flight), (1, 1, 0));
+        assert_eq!(p.stats().failed(ErrorKind::RateLimited), 2);
+    }
+
+    #[test]
+    fn a_store_request_past_its_timeout_counts_as_one_and_the_fallback_decides() {
+        let mut p = shared_pipeline(r#", "onUnavailable": "deny""#);
+        let c = p.begin(ms(0), None);
+        expect_store(&mut p, c, ms(0));
+        // The host never reported: at the request's deadline the pipeline stops waiting.
+        let Step::Fail(f) = p.poll(c, ms(25)).unwrap() else {
+            panic!("deny on unavailability")
+        };
+        assert_eq!((f.kind, f.retry_after), (ErrorKind::RateLimited, None));
+        assert_eq!(p.stats().store.unwrap().timeouts, 1);
+    }
+
+    #[test]
+    fn a_deadline_narrows_the_reservation_and_cancel_abandons_the_request() {
+        let mut p = shared_pipeline("");
+        let c = p.begin(ms(0), Some(ms(100)));
+        let id = expect_store(&mut p, c, ms(0));
+        assert_eq!(p.store_request(id).unwrap().args[1], "99999999");
+        // The store could not reserve within the deadline: a deadline failure, not a limit.
+        p.report_store(c, script_reply(1, 200), ms(1)).unwrap();
+        let Step::Fail(f) = p.poll(c, ms(1)).unwrap() else {
+            panic!("deadline")
+        };
+        assert_eq!(f.kind, ErrorKind::DeadlineExceeded);
+
+        let c = p.begin(ms(300), None);
+        let id = expect_store(&mut p, c, ms(300));
+        p.cancel(c, ms(301)).unwrap();
+        assert!(p.store_request(id).is_none(), "the request is forgotten");
+        let s = p.stats();
+        assert_eq!((s.cancelled, s.in_flight), (1, 0));
+        assert_eq!(s.store.unwrap().in_flight, 0);
+    }
+
+    #[test]
+    fn reconfigure_replaces_the_shared_limiter_and_waiting_calls_ask_again() {
+        let mut p = shared_pipeline("");
+        let c = p.begin(ms(0), None);
+        let old = expect_store(&mut p, c, ms(0));
+        let next = PipelineConfig::from_json(
+            r#"{"rateLimit": {"algorithm": "gcra", "rate": "20/s"}, "store": {"key": "api2"}}"#,
+        )
+        .unwrap();
+        p.reconfigure(next, ms(1)).unwrap();
+        p.report_store(c, script_reply(0, 0), ms(2)).unwrap();
+        // The old limiter's request is unknown to the new one: the call asks again.
+        let id = expect_store(&mut p, c, ms(2));
+        assert_eq!(p.store_request(id).unwrap().keys, ["tw:{rl:api2:}:0"]);
+        let _ = old;
+        // Removing the store brings the local limiter back.
+        let local =
+            PipelineConfig::from_json(r#"{"rateLimit": {"rate": "1/s", "burst": 1}}"#).unwrap();
+        p.reconfigure(local, ms(3)).unwrap();
+        p.report_store(c, script_reply(0, 0), ms(4)).unwrap();
+        assert!(matches!(p.poll(c, ms(4)).unwrap(), Step::Attempt { .. }));
+        assert!(p.stats().store.is_none());
+        assert!(p.stats().rate_limit.is_some());
+    }
+
+    #[test]
+    fn store_config_errors_name_their_fields() {
+        let err = |text: &str| PipelineConfig::from_json(text).unwrap_err().to_string();
+        let e = err(r#"{"store": {"key": "x"}}"#);
+        assert!(e.contains("store: needs a rateLimit to share"), "{e}");
+        let e = err(
+            r#"{"rateLimit": {"rate": "1/s"}, "store": {"key": "", "timeout": 0, "expectedInstances": 0}}"#,
+        );
+        assert!(e.contains("rateLimit.algorithm: must be \"gcra\""), "{e}");
+        assert!(e.contains("store.key: must not be empty"), "{e}");
+        assert!(e.contains("store.timeout: must be > 0"), "{e}");
+        assert!(e.contains("store.expectedInstances: must be >= 1"), "{e}");
+        let e = err(
+            r#"{"rateLimit": {"algorithm": "gcra", "rate": "1/s"}, "store": {"key": "k", "expectedInstances": "many"}}"#,
+        );
+        assert!(e.contains("store.expectedInstances"), "{e}");
+        let e = err(
+            r#"{"rateLimit": {"algorithm": "gcra", "rate": "1/s"}, "store": {"key": "k", "onUnavailable": "panic"}}"#,
+        );
+        assert!(e.contains("store.onUnavailable"), "{e}");
+        let e = err(
+            r#"{"rateLimit": {"algorithm": "gcra", "rate": "1/s"}, "keyed": {}, "store": {"key": "k", "expectedInstances": "auto"}}"#,
+        );
+        assert!(
+            e.contains("store.expectedInstances: \"auto\" is not available"),
+            "{e}"
+        );
     }
 }

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Rust: unit tests, property tests, the conformance vectors, the allocation test.
+# Rust: unit tests, property tests, the conformance vectors, the allocation test, and the
+# shared-limit vectors through the real script on a private redis-server.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash scripts/ci/setup-rust.sh
-cargo test --workspace --all-features
+source scripts/ci/redis.sh
+redis_start
+TRIPWIRE_REQUIRE_REDIS=1 cargo test --workspace --all-features

@@ -14,7 +14,7 @@ use tripwire_core::breaker::{
     Admission, BreakerConfig, BreakerSnapshot, CircuitBreaker, Outcome, Permit,
 };
 
-use crate::{at, check, check_events, ctx, dur_ms, label, ms};
+use super::{at, check, check_events, ctx, dur_ms, label, ms};
 
 pub fn run(v: &Value) -> Result<(), String> {
     let config = BreakerConfig::from_json(&v["config"].to_string())

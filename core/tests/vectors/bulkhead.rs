@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 use tripwire_core::bulkhead::{Bulkhead, BulkheadConfig, Entry, Ticket};
 
-use crate::{at, check, check_events, ctx, label, ms, opt_instant};
+use super::{at, check, check_events, ctx, label, ms, opt_instant};
 
 pub fn run(v: &Value) -> Result<(), String> {
     let config = BulkheadConfig::from_json(&v["config"].to_string())

@@ -8,7 +8,7 @@ use tripwire_core::health::{
 };
 use tripwire_core::{BreakerState, UsageError};
 
-use crate::{at, check, ctx, label, ms, ms_to_ns};
+use super::{at, check, ctx, label, ms, ms_to_ns};
 
 /// The timestamp handed to `reportJson` when a step gives none.
 const DEFAULT_TIMESTAMP: &str = "1970-01-01T00:00:00.000Z";

@@ -7,7 +7,7 @@ use tripwire_core::pipeline::{
     CallId, Outcome, Pipeline, PipelineConfig, PolicyFile, Report, Step,
 };
 
-use crate::{at, check, check_events, ctx, dur_ms, label, ms, ms_to_ns, opt_instant};
+use super::{at, check, check_events, ctx, dur_ms, label, ms, ms_to_ns, opt_instant};
 
 /// A step as the vector format's JSON.
 pub fn step_json(step: Step) -> Value {

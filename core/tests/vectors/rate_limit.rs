@@ -7,7 +7,7 @@ use tripwire_core::{
     KeyedRateLimitConfig, KeyedRateLimiter, RateDecision, RateLimitConfig, RateLimiter,
 };
 
-use crate::{at, check, check_events, ctx, dur_ms};
+use super::{at, check, check_events, ctx, dur_ms};
 
 enum Limiter {
     Plain(RateLimiter),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tripwire_core::{FailureInfo, Retry, RetryConfig, RetryDecision, RetryState, Rng};
 
-use crate::{at, ctx, dur_ms, label, ms_to_ns, opt_instant};
+use super::{at, ctx, dur_ms, label, ms_to_ns, opt_instant};
 
 pub fn run(v: &Value) -> Result<(), String> {
     let config =
@@ -61,7 +61,7 @@ pub fn run(v: &Value) -> Result<(), String> {
             other => return Err(format!("{cx}: unknown op {other:?} for kind retry")),
         };
         match (step.get("expect"), actual) {
-            (Some(expected), Some(actual)) => crate::check(expected, &actual, &cx)?,
+            (Some(expected), Some(actual)) => super::check(expected, &actual, &cx)?,
             (Some(_), None) => return Err(format!("{cx}: this op has no result to expect")),
             (None, _) => {}
         }
