@@ -3,7 +3,7 @@
 
 use std::{env, fs, path::Path};
 
-const SCRIPTS: &[(&str, &str)] = &[("GCRA", "gcra")];
+const SCRIPTS: &[(&str, &str)] = &[("GCRA", "gcra"), ("BREAKER", "breaker")];
 
 fn main() {
     let out = Path::new(&env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("scripts.rs");

@@ -107,6 +107,9 @@ pub struct BreakerConfig {
     /// How trial calls decide between `closed` and `open`.
     #[serde(default)]
     pub half_open: HalfOpenConfig,
+    /// Share the state with a fleet through the pipeline's `store` (default: local only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<crate::share::ShareConfig>,
 }
 
 impl BreakerConfig {
@@ -128,6 +131,9 @@ impl BreakerConfig {
         }
         if self.half_open.success_threshold == 0 {
             issues.push("halfOpen.successThreshold", "must be >= 1, got 0");
+        }
+        if let Some(Err(e)) = self.share.as_ref().map(crate::share::ShareConfig::validate) {
+            issues.extend("share", e);
         }
         issues.finish(())
     }
@@ -1021,6 +1027,13 @@ pub struct CircuitBreaker {
 impl CircuitBreaker {
     /// A closed breaker; `Err` when the config does not validate.
     pub fn new(config: BreakerConfig) -> Result<CircuitBreaker, ConfigError> {
+        if config.share.is_some() {
+            // A standalone breaker has no store to share through: refuse rather than ignore.
+            return Err(ConfigError::new(
+                "share",
+                "only a pipeline with a store can share its breaker",
+            ));
+        }
         CircuitBreaker::with_shared_config(Arc::new(config))
     }
 
@@ -1286,6 +1299,21 @@ impl CircuitBreaker {
         let now = self.clock.observe(now);
         if self.state == BreakerState::Open && now >= self.open_until {
             self.enter(BreakerState::HalfOpen, now);
+        }
+    }
+
+    /// Adopt an open state decided elsewhere (a fleet's shared breaker): from `closed` or
+    /// `halfOpen`, open until `until` (a new generation, as any open); in `open`, stay open
+    /// at least until `until`. `forcedOpen` and `disabled` are the operator's: unchanged.
+    pub fn open_until_at_least(&mut self, until: Instant, now: Instant) {
+        let now = self.clock.observe(now);
+        match self.state {
+            BreakerState::Closed | BreakerState::HalfOpen => {
+                self.open_until = until.max(now);
+                self.enter(BreakerState::Open, now);
+            }
+            BreakerState::Open => self.open_until = self.open_until.max(until),
+            BreakerState::ForcedOpen | BreakerState::Disabled => {}
         }
     }
 

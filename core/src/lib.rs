@@ -68,6 +68,7 @@ pub mod pipeline;
 pub mod rate_limit;
 pub mod retry;
 pub mod rng;
+pub mod share;
 pub mod store;
 pub mod time;
 mod window;

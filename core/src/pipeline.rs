@@ -44,6 +44,7 @@ use crate::retry::{
     FailureInfo, GiveUp, Retry, RetryConfig, RetryDecision, RetryMetrics, RetryState,
 };
 use crate::rng::Rng;
+use crate::share::{ShareMetrics, ShareMode, SharedBreaker, Verdict};
 use crate::store::{
     RequestId, SharedCheck, SharedLimiter, StoreConfig, StoreMetrics, StoreReply, StoreRequest,
 };
@@ -241,18 +242,38 @@ impl PipelineConfig {
             if let Err(e) = st.validate() {
                 issues.extend("store", e);
             }
+            let shares_breaker = self
+                .circuit_breaker
+                .as_ref()
+                .and_then(|b| b.share.as_ref())
+                .is_some_and(|s| s.mode != ShareMode::Off);
             match &self.rate_limit {
                 Some(limits) => {
                     if let Err(e) = StoreConfig::validate_limits(limits) {
                         issues.extend("rateLimit", e);
                     }
                 }
-                None => issues.push("store", "needs a rateLimit to share"),
+                None if !shares_breaker => issues.push(
+                    "store",
+                    "needs a rateLimit or a circuitBreaker.share to share",
+                ),
+                None => {}
             }
             if self.keyed.is_some() && st.expected_instances == crate::store::Instances::Auto {
                 issues.push(
                     "store.expectedInstances",
                     "\"auto\" is not available on a keyed pipeline (heartbeats are per key)",
+                );
+            }
+        }
+        if let Some(share) = self.circuit_breaker.as_ref().and_then(|b| b.share.as_ref()) {
+            if self.store.is_none() && share.mode != ShareMode::Off {
+                issues.push("circuitBreaker.share", "needs a store to share through");
+            }
+            if self.keyed.is_some() && share.mode != ShareMode::Off {
+                issues.push(
+                    "circuitBreaker.share",
+                    "is not available on a keyed pipeline (one shared breaker per key)",
                 );
             }
         }
@@ -534,6 +555,9 @@ pub struct PipelineStats {
     /// The shared rate limit's metrics, with a `store`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreMetrics>,
+    /// The shared breaker's metrics, with `circuitBreaker.share`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<ShareMetrics>,
 }
 
 fn serialize_failed<S: serde::Serializer>(
@@ -602,6 +626,8 @@ struct Call {
     /// Whether the function ran at least once (an `Attempt` was handed out): only then is a
     /// failure an outcome the breaker outside retry may record.
     ran: bool,
+    /// Whether this call already carried a shared-breaker request (one per call at most).
+    share_synced: bool,
 }
 
 impl Call {
@@ -618,6 +644,7 @@ impl Call {
         last_kind: None,
         last_ignored: false,
         ran: false,
+        share_synced: false,
     };
 }
 
@@ -717,6 +744,8 @@ pub struct Pipeline {
     limiter: Option<RateLimiter>,
     /// The shared rate limit (replacing `limiter` and the per-key limiters) with a `store`.
     shared: Option<SharedLimiter>,
+    /// The fleet side of the breaker with `circuitBreaker.share`.
+    shared_breaker: Option<SharedBreaker>,
     bulkhead: Option<Bulkhead>,
     breaker: Option<CircuitBreaker>,
     retry: Option<Retry>,
@@ -759,6 +788,22 @@ fn new_keyed_map(k: &KeyedConfig, seed: u64) -> Keyed<KeyEntry> {
         k.idle_expiry.map(|d| d.get()),
         hash_seed,
     )
+}
+
+/// The fleet side of the breaker, with `circuitBreaker.share` (validated already).
+fn new_shared_breaker(
+    config: &PipelineConfig,
+    seed: u64,
+) -> Result<Option<SharedBreaker>, ConfigError> {
+    let (Some(store), Some(breaker)) = (&config.store, &config.circuit_breaker) else {
+        return Ok(None);
+    };
+    match &breaker.share {
+        Some(share) if share.mode == ShareMode::Signal => {
+            SharedBreaker::new(share, breaker, store, seed).map(Some)
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Per-key limiters of a keyed pipeline whose limit is shared: none.
@@ -805,6 +850,7 @@ impl Pipeline {
             new_keyed_map(k, seed)
         });
         Ok(Pipeline {
+            shared_breaker: new_shared_breaker(&config, seed)?,
             shared,
             layout: Layout::new(&config),
             rng: Rng::new(seed),
@@ -1138,6 +1184,9 @@ impl Pipeline {
                     }
                 }
                 _ => {
+                    if let Some(step) = self.share_sync(i, now) {
+                        return Some(step);
+                    }
                     let Some(breaker) = self.breaker_of(i) else {
                         continue;
                     };
@@ -1183,6 +1232,22 @@ impl Pipeline {
             attempt: c.attempts,
             deadline,
         })
+    }
+
+    /// A shared-breaker request call `i` must carry before the local breaker (a vote, a
+    /// result, a probe or a due sync), as a store step.
+    fn share_sync(&mut self, i: usize, now: Instant) -> Option<Step> {
+        if self.calls[i].share_synced {
+            return None;
+        }
+        let (Some(sb), Some(local)) = (self.shared_breaker.as_mut(), self.breaker.as_ref()) else {
+            return None;
+        };
+        let request = sb.before_acquire(local, now)?;
+        let until = sb.request_deadline(request).unwrap_or(now);
+        self.calls[i].share_synced = true;
+        self.calls[i].phase = Phase::Store { request, until };
+        Some(Step::Store { request, until })
     }
 
     /// The shared rate limit for call `i`: `None` when passed (go on with the next stage),
@@ -1254,6 +1319,17 @@ impl Pipeline {
             return;
         };
         self.calls[i].phase = Phase::Admit;
+        if SharedBreaker::owns(request) {
+            let (Some(sb), Some(local)) = (self.shared_breaker.as_mut(), self.breaker.as_mut())
+            else {
+                return; // Sharing was removed by `reconfigure`: pass the stages again.
+            };
+            // An unknown request (rebuilt by `reconfigure`): the local breaker decides.
+            if let Ok(Verdict::Reject(retry_after)) = sb.on_reply(request, reply, local, now) {
+                self.refuse(i, Stage::CircuitBreaker, ErrorKind::CircuitOpen, retry_after, now);
+            }
+            return;
+        }
         let Some(shared) = self.shared.as_mut() else {
             return; // The store was removed by `reconfigure`: pass the stages again.
         };
@@ -1267,7 +1343,21 @@ impl Pipeline {
     /// The store request of a call whose step is [`Step::Store`].
     #[must_use]
     pub fn store_request(&self, request: RequestId) -> Option<&StoreRequest> {
+        if SharedBreaker::owns(request) {
+            return self.shared_breaker.as_ref()?.request(request);
+        }
         self.shared.as_ref()?.request(request)
+    }
+
+    /// Make the store scripts use the host's `now` instead of the store's clock. Only for
+    /// conformance tests that replay vectors through a real store.
+    pub fn use_store_host_clock(&mut self, on: bool) {
+        if let Some(s) = self.shared.as_mut() {
+            s.use_host_clock(on);
+        }
+        if let Some(s) = self.shared_breaker.as_mut() {
+            s.use_host_clock(on);
+        }
     }
 
     /// The shared rate limit, with a `store`.
@@ -1641,10 +1731,14 @@ impl Pipeline {
     pub fn cancel(&mut self, call: CallId, now: Instant) -> Result<(), UsageError> {
         let i = self.slot(call)?;
         let now = self.clock.observe(now);
-        if let (Phase::Store { request, .. }, Some(shared)) =
-            (self.calls[i].phase, self.shared.as_mut())
-        {
-            shared.abandon(request, now);
+        if let Phase::Store { request, .. } = self.calls[i].phase {
+            if SharedBreaker::owns(request) {
+                if let Some(sb) = self.shared_breaker.as_mut() {
+                    sb.abandon(request, now);
+                }
+            } else if let Some(shared) = self.shared.as_mut() {
+                shared.abandon(request, now);
+            }
         }
         if !matches!(self.calls[i].phase, Phase::Finished(_)) {
             self.release_all_abandoned(i, now);
@@ -1700,6 +1794,7 @@ impl Pipeline {
         s.budget_tokens = self.retry.as_ref().and_then(Retry::budget_tokens);
         s.keys = self.keys().map(|n| n as u64);
         s.store = self.shared.as_ref().map(SharedLimiter::metrics);
+        s.share = self.shared_breaker.as_ref().map(SharedBreaker::metrics);
         s
     }
 
@@ -1725,6 +1820,13 @@ impl Pipeline {
             config.store != self.config.store || config.rate_limit != self.config.rate_limit;
         let new_shared_limiter = if shared_changed {
             Some(new_shared(&config, self.rng.next_u64())?)
+        } else {
+            None
+        };
+        let share_changed = config.store != self.config.store
+            || config.circuit_breaker != self.config.circuit_breaker;
+        let new_shared_breaker = if share_changed {
+            Some(new_shared_breaker(&config, self.rng.next_u64())?)
         } else {
             None
         };
@@ -1762,7 +1864,7 @@ impl Pipeline {
             update(
                 &mut breaker,
                 &config.circuit_breaker,
-                CircuitBreaker::new,
+                |c| CircuitBreaker::with_shared_config(Arc::new(c)),
                 |b, c| b.reconfigure(c, now),
             )?;
             update(&mut retry, &config.retry, Retry::new, |r, c| {
@@ -1833,6 +1935,9 @@ impl Pipeline {
         if let Some(shared) = new_shared_limiter {
             self.shared = shared;
         }
+        if let Some(sb) = new_shared_breaker {
+            self.shared_breaker = sb;
+        }
         if self.keyed.is_some() || self.shared.is_some() {
             limiter = None;
         }
@@ -1872,6 +1977,16 @@ impl Pipeline {
         };
         if let Some(b) = breaker {
             while let Some(e) = b.poll_event() {
+                if let (EventKind::StateChanged { from, to }, Some(sb)) =
+                    (e.kind, self.shared_breaker.as_mut())
+                {
+                    sb.observe(from, to);
+                }
+                self.events.push(e);
+            }
+        }
+        if let Some(sb) = self.shared_breaker.as_mut() {
+            while let Some(e) = sb.poll_event() {
                 self.events.push(e);
             }
         }

@@ -104,6 +104,28 @@ pub struct StoreRequest {
     pub args: Vec<String>,
 }
 
+impl StoreRequest {
+    /// A request (for hosts and tests that build their own).
+    #[must_use]
+    pub fn new(
+        id: RequestId,
+        timeout: Duration,
+        resend_safe: bool,
+        script: &'static Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> StoreRequest {
+        StoreRequest {
+            id,
+            timeout,
+            resend_safe,
+            script,
+            keys,
+            args,
+        }
+    }
+}
+
 /// What came back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -264,6 +286,7 @@ fn default_store_breaker() -> BreakerConfig {
         trip: TripRule::ConsecutiveFailures(3),
         open_duration: OpenDuration::Fixed(ConfigDuration::from_millis(500)),
         half_open: HalfOpenConfig::new(1, 1),
+        share: None,
     }
 }
 
