@@ -3,7 +3,9 @@
 # wasm-bindgen-cli, npm devDependencies), makes sure Debian's Chromium is there for the browser
 # test, then runs node:test over bindings-js/test: the API as users write it, every
 # conformance vector through the wasm API, packaging (import, require, types, npm pack +
-# install), lifecycle (dispose, FinalizationRegistry), and the web build in headless Chromium.
+# install), lifecycle (dispose, FinalizationRegistry), stress (10^6 objects disposed or only
+# collected, memory flat: test/stress.test.mjs runs itself under --expose-gc; TRIPWIRE_STRESS_N
+# sets the count, 10^6 by default), and the web build in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

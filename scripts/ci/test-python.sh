@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The Python binding: build the extension into the repo's .venv (maturin develop --release),
 # then pytest with warnings as errors (the idiomatic API, every conformance vector, threads
-# and asyncio at scale, bad input, health, the quick start) and mypy --strict over the package
-# and the quick start. Installs what it lacks, idempotently.
+# and asyncio at scale, bad input, health, the quick start, and the stress runs of
+# tests/test_stress.py: 8 threads x TRIPWIRE_STRESS_N calls, default 10^5, and
+# TRIPWIRE_STRESS_TASKS asyncio tasks, default 10^4, printing their wall time and calls/s) and
+# mypy --strict over the package and the quick start. Installs what it lacks, idempotently.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD

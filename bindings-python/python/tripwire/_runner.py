@@ -414,9 +414,14 @@ class Runner(Hub):
                 timer = asyncio.ensure_future(self._asleep(remaining))
                 done, _ = await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
+            # The caller was cancelled (or interrupted): cancel the attempt and wait until it
+            # has finished before the call gives up its bulkhead slot, as `asyncio.wait_for`
+            # does; otherwise a queued call could start while this one still runs its
+            # clean-up, one more than `maxConcurrent`. (Cancelled again meanwhile: stop waiting.)
             task.cancel()
             if timer is not None:
                 timer.cancel()
+            await _settle(task)
             raise
         if timer is not None and not timer.done():
             timer.cancel()
