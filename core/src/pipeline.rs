@@ -1326,7 +1326,13 @@ impl Pipeline {
             };
             // An unknown request (rebuilt by `reconfigure`): the local breaker decides.
             if let Ok(Verdict::Reject(retry_after)) = sb.on_reply(request, reply, local, now) {
-                self.refuse(i, Stage::CircuitBreaker, ErrorKind::CircuitOpen, retry_after, now);
+                self.refuse(
+                    i,
+                    Stage::CircuitBreaker,
+                    ErrorKind::CircuitOpen,
+                    retry_after,
+                    now,
+                );
             }
             return;
         }
@@ -2424,10 +2430,48 @@ mod tests {
     }
 
     #[test]
+    fn share_config_errors_name_their_fields() {
+        let err = |text: &str| PipelineConfig::from_json(text).unwrap_err().to_string();
+        let e = err(r#"{"circuitBreaker": {"share": {"quorum": 0, "flush": 0}}}"#);
+        assert!(
+            e.contains("circuitBreaker.share.quorum: must be >= 1, got 0"),
+            "{e}"
+        );
+        assert!(
+            e.contains("circuitBreaker.share.flush: must be at least 1ms"),
+            "{e}"
+        );
+        assert!(
+            e.contains("circuitBreaker.share: needs a store to share through"),
+            "{e}"
+        );
+        let e =
+            err(r#"{"circuitBreaker": {"share": {"mode": "aggregate"}}, "store": {"key": "k"}}"#);
+        assert!(
+            e.contains("circuitBreaker.share.mode: \"aggregate\" is not available yet"),
+            "{e}"
+        );
+        let e = err(r#"{"circuitBreaker": {"share": {}}, "keyed": {}, "store": {"key": "k"}}"#);
+        assert!(
+            e.contains("circuitBreaker.share: is not available on a keyed pipeline"),
+            "{e}"
+        );
+        // A breaker-only store config is fine; a standalone breaker refuses to share.
+        let ok = r#"{"circuitBreaker": {"share": {}}, "store": {"key": "k"}}"#;
+        assert!(PipelineConfig::from_json(ok).is_ok());
+        let c = BreakerConfig::from_json(r#"{"share": {"mode": "signal"}}"#).unwrap();
+        let e = CircuitBreaker::new(c).unwrap_err().to_string();
+        assert!(e.contains("share: only a pipeline with a store"), "{e}");
+    }
+
+    #[test]
     fn store_config_errors_name_their_fields() {
         let err = |text: &str| PipelineConfig::from_json(text).unwrap_err().to_string();
         let e = err(r#"{"store": {"key": "x"}}"#);
-        assert!(e.contains("store: needs a rateLimit to share"), "{e}");
+        assert!(
+            e.contains("store: needs a rateLimit or a circuitBreaker.share to share"),
+            "{e}"
+        );
         let e = err(
             r#"{"rateLimit": {"rate": "1/s"}, "store": {"key": "", "timeout": 0, "expectedInstances": 0}}"#,
         );

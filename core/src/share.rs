@@ -386,7 +386,10 @@ impl SharedBreaker {
         now: Instant,
     ) -> Result<Verdict, UsageError> {
         let now = self.clock.observe(now);
-        let pending = self.pending.remove(&id.get()).ok_or(UsageError::UnknownCall)?;
+        let pending = self
+            .pending
+            .remove(&id.get())
+            .ok_or(UsageError::UnknownCall)?;
         let values = match &reply {
             StoreReply::Values(v) if v.len() == 8 && (0..=2).contains(&v[0]) => Some(v.clone()),
             _ => None,
@@ -413,8 +416,13 @@ impl SharedBreaker {
             }
             return Ok(Verdict::Proceed);
         };
-        let (state, generation, remaining, epoch, granted) =
-            (v[0], v[1], u64::try_from(v[2]).unwrap_or(0), v[4], v[5] == 1);
+        let (state, generation, remaining, epoch, granted) = (
+            v[0],
+            v[1],
+            u64::try_from(v[2]).unwrap_or(0),
+            v[4],
+            v[5] == 1,
+        );
         if epoch != 0 && self.epoch != 0 && epoch != self.epoch {
             // The store lost the shared state: what this instance adopted is void.
             self.metrics.epoch_changes += 1;
@@ -429,6 +437,16 @@ impl SharedBreaker {
             2 => BreakerState::HalfOpen,
             _ => BreakerState::Closed,
         };
+        if state == 0
+            && self.adopted.is_some_and(|g| generation > g)
+            && matches!(local.state(), BreakerState::Open | BreakerState::HalfOpen)
+        {
+            // The fleet recovered: an open this instance only adopted ends too (no probe).
+            self.adopted = None;
+            self.metrics.adopted_closed += 1;
+            local.reset(now);
+            return Ok(Verdict::Proceed);
+        }
         if pending.op == Op::Probe {
             if granted {
                 self.metrics.probes_granted += 1;
@@ -444,29 +462,25 @@ impl SharedBreaker {
             // The fleet is closed: this local episode is the instance's own; probe alone.
             return Ok(Verdict::Proceed);
         }
-        match state {
-            1 | 2 if remaining > Duration::ZERO && self.probing.is_none() => {
-                if local.state() == BreakerState::Closed {
-                    self.adopt_open(local, generation, now.saturating_add(remaining), now);
-                    return Ok(Verdict::Reject(Some(remaining)));
-                }
-            }
-            0 => {
-                // The fleet recovered: an open this instance only adopted ends too.
-                if self.adopted.is_some_and(|g| generation > g)
-                    && matches!(local.state(), BreakerState::Open | BreakerState::HalfOpen)
-                {
-                    self.adopted = None;
-                    self.metrics.adopted_closed += 1;
-                    local.reset(now);
-                }
-            }
-            _ => {}
+        // The fleet is open (or another instance probes) and this instance is closed: adopt.
+        if state != 0
+            && remaining > Duration::ZERO
+            && self.probing.is_none()
+            && local.state() == BreakerState::Closed
+        {
+            self.adopt_open(local, generation, now.saturating_add(remaining), now);
+            return Ok(Verdict::Reject(Some(remaining)));
         }
         Ok(Verdict::Proceed)
     }
 
-    fn adopt_open(&mut self, local: &mut CircuitBreaker, generation: i64, until: Instant, now: Instant) {
+    fn adopt_open(
+        &mut self,
+        local: &mut CircuitBreaker,
+        generation: i64,
+        until: Instant,
+        now: Instant,
+    ) {
         if local.state() == BreakerState::Closed {
             self.adopting = true;
             self.metrics.adopted_open += 1;

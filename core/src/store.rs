@@ -1023,6 +1023,19 @@ impl Parsed {
 pub struct MemoryStore {
     tats: HashMap<String, u64>,
     members: HashMap<String, HashMap<String, u64>>,
+    breakers: HashMap<String, FleetBreaker>,
+}
+
+/// `scripts/breaker.lua`'s state hash and votes, in memory.
+#[derive(Debug, Default)]
+struct FleetBreaker {
+    state: i64,
+    generation: i64,
+    until: i64,
+    prober: String,
+    lease: i64,
+    epoch: i64,
+    votes: HashMap<String, i64>,
 }
 
 impl MemoryStore {
@@ -1034,12 +1047,16 @@ impl MemoryStore {
 
     /// Run `request` with the store's clock at `now` (unless the request carries its own).
     pub fn run(&mut self, request: &StoreRequest, now: Instant) -> StoreReply {
-        if request.script.name != GCRA.name {
+        let values = if request.script.name == GCRA.name {
+            self.gcra(&request.keys, &request.args, now.as_nanos())
+        } else if request.script.name == BREAKER.name {
+            self.breaker(&request.keys, &request.args, now.as_nanos() / 1_000)
+        } else {
             return StoreReply::Failed(format!("unknown script {:?}", request.script.name));
-        }
-        match self.gcra(&request.keys, &request.args, now.as_nanos()) {
+        };
+        match values {
             Some(values) => StoreReply::Values(values),
-            None => StoreReply::Failed("ERR malformed gcra arguments".to_owned()),
+            None => StoreReply::Failed("ERR malformed script arguments".to_owned()),
         }
     }
 
@@ -1124,6 +1141,68 @@ impl MemoryStore {
             r,
             decider as i64,
             members,
+        ])
+    }
+
+    /// A port of `scripts/breaker.lua` (µs of store time).
+    fn breaker(&mut self, keys: &[String], args: &[String], clock_us: u64) -> Option<Vec<i64>> {
+        let int = |i: usize| args.get(i)?.parse::<i64>().ok();
+        let op = args.first()?.as_str();
+        let now = if args.get(1)?.is_empty() {
+            i64::try_from(clock_us).ok()?
+        } else {
+            int(1)?
+        };
+        let member = args.get(2)?.clone();
+        let (open_us, quorum, vote_us, lease_us) = (int(3)?, int(4)?, int(5)?, int(6)?);
+        let b = self.breakers.entry(keys.first()?.clone()).or_default();
+        let stored = b.epoch != 0;
+        let mut epoch = if stored { b.epoch } else { int(7)? };
+        b.votes.retain(|_, at| *at > now - vote_us);
+        if op == "trip" {
+            b.votes.insert(member.clone(), now);
+        }
+        let mut votes = b.votes.len() as i64;
+        let (mut changed, mut granted) = (false, 0);
+        let (mut st, mut generation, mut until) = (b.state, b.generation, b.until);
+        let (mut prober, mut lease) = (b.prober.clone(), b.lease);
+        if op == "trip" && st == 0 && votes >= quorum {
+            (st, generation, until, changed) = (1, generation + 1, now + open_us, true);
+        } else if op == "probe" {
+            if (st == 1 && now >= until) || (st == 2 && now >= lease) {
+                (st, prober, lease, granted, changed) = (2, member, now + lease_us, 1, true);
+            }
+        } else if op == "result" && st == 2 && prober == member && int(8)? == generation {
+            if args.get(9)? == "1" {
+                (st, generation, changed) = (0, generation + 1, true);
+                b.votes.clear();
+                votes = 0;
+            } else {
+                (st, generation, until, changed) = (1, generation + 1, now + open_us, true);
+            }
+            (prober, lease) = (String::new(), 0);
+        }
+        if changed {
+            (b.state, b.generation, b.until) = (st, generation, until);
+            (b.prober, b.lease, b.epoch) = (prober, lease, epoch);
+        }
+        let remaining = match st {
+            1 => (until - now).max(0),
+            2 => (lease - now).max(0),
+            _ => 0,
+        };
+        if !stored && !changed {
+            epoch = 0;
+        }
+        Some(vec![
+            st,
+            generation,
+            remaining,
+            votes,
+            epoch,
+            granted,
+            now / 1_000_000,
+            now % 1_000_000,
         ])
     }
 }
