@@ -23,6 +23,11 @@
 //! | `tripwire_retry_total` | counter | | retries scheduled |
 //! | `tripwire_retry_gave_up_total` | counter | `reason` | `exhausted`, `notRetryable`, `budgetExhausted`, `deadlineExceeded` |
 //! | `tripwire_retry_budget_tokens` | gauge | | retry budget tokens left |
+//! | `tripwire_shared_limit_decisions_total` | counter | `source_decision` | `store_allowed`, `store_waited`, `store_denied`, `cache_denied`, `fallback_allowed`, `fallback_denied` |
+//! | `tripwire_store_requests_total` | counter | `reply` | `sent`, `timeout`, `unavailable`, `error` |
+//! | `tripwire_store_state` | gauge | `state` | the breaker around the store, 1 for the current state |
+//! | `tripwire_store_instances` | gauge | | `N` of the local fallback |
+//! | `tripwire_shared_breaker_total` | counter | `event` | `request`, `vote`, `probe_granted`, `probe_denied`, `adopted_open`, `adopted_closed`, `failed` |
 
 use core::fmt::Write;
 
@@ -248,6 +253,64 @@ pub fn render_prometheus(out: &mut String, pipeline: &str, stats: &PipelineStats
             t,
         );
     }
+    if let Some(st) = &stats.store {
+        o.labelled(
+            "tripwire_shared_limit_decisions_total",
+            "counter",
+            "Shared rate-limit decisions, by where they came from.",
+            "source_decision",
+            &[
+                ("store_allowed", st.store_allowed as f64),
+                ("store_waited", st.store_waited as f64),
+                ("store_denied", st.store_denied as f64),
+                ("cache_denied", st.cache_denied as f64),
+                ("fallback_allowed", st.fallback_allowed as f64),
+                ("fallback_denied", st.fallback_denied as f64),
+            ],
+        );
+        o.labelled(
+            "tripwire_store_requests_total",
+            "counter",
+            "Store requests of the shared rate limit, by reply.",
+            "reply",
+            &[
+                ("sent", st.requests as f64),
+                ("timeout", st.timeouts as f64),
+                ("unavailable", st.unavailable as f64),
+                ("error", st.errors as f64),
+            ],
+        );
+        o.labelled(
+            "tripwire_store_state",
+            "gauge",
+            "The breaker around the store (1 = current; open = the fallback decides).",
+            "state",
+            &STATES.map(|s| (s.as_str(), f64::from(u8::from(s == st.store_state)))),
+        );
+        o.one(
+            "tripwire_store_instances",
+            "gauge",
+            "Instances the local fallback divides the limit by.",
+            f64::from(st.instances),
+        );
+    }
+    if let Some(sh) = &stats.share {
+        o.labelled(
+            "tripwire_shared_breaker_total",
+            "counter",
+            "Shared-breaker activity: votes sent, probes, adoptions of the fleet's state.",
+            "event",
+            &[
+                ("request", sh.requests as f64),
+                ("vote", sh.votes as f64),
+                ("probe_granted", sh.probes_granted as f64),
+                ("probe_denied", sh.probes_denied as f64),
+                ("adopted_open", sh.adopted_open as f64),
+                ("adopted_closed", sh.adopted_closed as f64),
+                ("failed", sh.failed as f64),
+            ],
+        );
+    }
 }
 
 #[cfg(test)]
@@ -304,5 +367,39 @@ mod tests {
         assert_eq!(json["failed"]["circuitOpen"], 0);
         assert_eq!(json["inFlight"], 0);
         assert!(json["breaker"].is_null());
+    }
+
+    #[test]
+    fn renders_the_shared_limit_and_the_store_state() {
+        let mut p = Pipeline::from_json(
+            r#"{"rateLimit": {"algorithm": "gcra", "rate": "10/s"}, "store": {"key": "k"},
+                "circuitBreaker": {"share": {}}}"#,
+            1,
+        )
+        .unwrap();
+        let t = Instant::from_nanos(1);
+        let c = p.begin(t, None);
+        // The first store step times out (the host never answered): the fallback admits.
+        let mut now = t;
+        loop {
+            match p.poll(c, now).unwrap() {
+                crate::pipeline::Step::Store { until, .. } => now = until,
+                crate::pipeline::Step::Attempt { .. } => {
+                    p.report(c, Report::SUCCESS, now).unwrap();
+                }
+                _ => break,
+            }
+        }
+        let mut text = String::new();
+        render_prometheus(&mut text, "api", &p.stats());
+        for line in [
+            "tripwire_shared_limit_decisions_total{pipeline=\"api\",source_decision=\"fallback_allowed\"} 1\n",
+            "tripwire_store_requests_total{pipeline=\"api\",reply=\"timeout\"} 1\n",
+            "tripwire_store_state{pipeline=\"api\",state=\"closed\"} 1\n",
+            "tripwire_store_instances{pipeline=\"api\"} 1\n",
+            "tripwire_shared_breaker_total{pipeline=\"api\",event=\"failed\"} 1\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
     }
 }
