@@ -1,21 +1,28 @@
--- tripwire: a circuit breaker shared by a fleet (signal mode, one prober). v1
+-- tripwire: a circuit breaker shared by a fleet (signal or aggregate, one prober). v1
 --
 -- KEYS[1]  the state hash: st (0 closed, 1 open, 2 halfOpen), gen, until (µs), prober,
 --          lease (µs), epoch        tw:{cb:<key>}:state
 -- KEYS[2]  the votes sorted set (member -> µs of its last local trip)  tw:{cb:<key>}:votes
--- ARGV[1]  op: 'sync' | 'trip' | 'probe' | 'result'
+-- KEYS[3]  the window hash (aggregate): '<bucket>:c|f|s' -> calls, failures, slow calls;
+--          'r:<member>' -> the last bucket in which that instance reported failures
+-- ARGV[1]  op: 'sync' | 'trip' | 'probe' | 'result' | 'flush'
 -- ARGV[2]  now, µs ('' = the store's clock; tests and vectors pass their own)
 -- ARGV[3]  this instance's id
 -- ARGV[4]  open period, µs          ARGV[5]  quorum (live votes that open the fleet)
 -- ARGV[6]  vote lifetime, µs        ARGV[7]  probe lease, µs
 -- ARGV[8]  a fresh epoch (a whole number below 2^53), used only when the state is created
 -- ARGV[9]  result: the generation probed     ARGV[10] result: 1 success, 0 failure
+-- ARGV[11..13]  flush: this instance's calls, failures, slow calls since its last flush
+-- ARGV[14] flush: bucket width, µs    ARGV[15] flush: bucket count
+-- ARGV[16] flush: failure rate        ARGV[17] flush: slow-call rate ('' = none)
+-- ARGV[18] flush: minimum calls
 --
 -- Nobody writes "closed" at start-up: an absent state is closed. Only the prober holding the
 -- lease, with the current generation, closes or reopens the fleet's breaker.
 --
 -- Reply: {st, gen, remaining µs (open: until the probe; halfOpen: the lease), live votes,
---         epoch (0 = no state stored), granted (1 = this instance is the prober), store seconds, store µs}
+--         epoch (0 = no state stored), granted (1 = this instance is the prober), store seconds,
+--         store µs, window calls, window failures, instances that reported failures}
 local op, member = ARGV[1], ARGV[3]
 local open_us, quorum = tonumber(ARGV[4]), tonumber(ARGV[5])
 local vote_us, lease_us = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -41,6 +48,44 @@ if op == 'trip' then
   redis.call('PEXPIRE', KEYS[2], math.ceil(vote_us / 1000) * 2)
 end
 local votes = redis.call('ZCARD', KEYS[2])
+
+local calls, fails, slows, reporters = 0, 0, 0, 0
+if op == 'flush' then
+  local w, width, nb = KEYS[3], tonumber(ARGV[14]), tonumber(ARGV[15])
+  local bucket = math.floor(now / width)
+  local oldest = bucket - nb + 1
+  local dc, df, ds = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+  if dc > 0 then redis.call('HINCRBY', w, bucket .. ':c', dc) end
+  if df > 0 then
+    redis.call('HINCRBY', w, bucket .. ':f', df)
+    redis.call('HSET', w, 'r:' .. member, bucket)
+  end
+  if ds > 0 then redis.call('HINCRBY', w, bucket .. ':s', ds) end
+  local all = redis.call('HGETALL', w)
+  for i = 1, #all, 2 do
+    local k, v = all[i], tonumber(all[i + 1])
+    local b, kind = string.match(k, '^(%-?%d+):(%a)$')
+    if b then
+      if tonumber(b) < oldest then
+        redis.call('HDEL', w, k)
+      elseif kind == 'c' then calls = calls + v
+      elseif kind == 'f' then fails = fails + v
+      else slows = slows + v end
+    elseif v < oldest then
+      redis.call('HDEL', w, k)
+    else
+      reporters = reporters + 1
+    end
+  end
+  redis.call('PEXPIRE', w, math.ceil(width * nb / 1000) * 2)
+  local rate, slow_rate = tonumber(ARGV[16]), tonumber(ARGV[17])
+  local tripped = fails >= rate * calls
+    or (slow_rate ~= nil and slows >= slow_rate * calls)
+  if st == 0 and calls > 0 and calls >= tonumber(ARGV[18]) and tripped
+      and reporters >= quorum then
+    st, gen, until_, changed = 1, gen + 1, now + open_us, true
+  end
+end
 
 if op == 'trip' and st == 0 and votes >= quorum then
   st, gen, until_, changed = 1, gen + 1, now + open_us, true
@@ -69,4 +114,5 @@ local remaining = 0
 if st == 1 then remaining = math.max(until_ - now, 0) end
 if st == 2 then remaining = math.max(lease - now, 0) end
 if not stored and not changed then epoch = 0 end
-return {st, gen, remaining, votes, epoch, granted, math.floor(now / 1000000), now % 1000000}
+return {st, gen, remaining, votes, epoch, granted, math.floor(now / 1000000), now % 1000000,
+  calls, fails, reporters}

@@ -270,6 +270,17 @@ impl PipelineConfig {
             if self.store.is_none() && share.mode != ShareMode::Off {
                 issues.push("circuitBreaker.share", "needs a store to share through");
             }
+            if share.mode == ShareMode::Aggregate
+                && self
+                    .circuit_breaker
+                    .as_ref()
+                    .is_some_and(|b| !crate::share::aggregate_fits(b))
+            {
+                issues.push(
+                    "circuitBreaker.share.mode",
+                    "\"aggregate\" needs a failureRate trip rule over a time window (window.duration)",
+                );
+            }
             if self.keyed.is_some() && share.mode != ShareMode::Off {
                 issues.push(
                     "circuitBreaker.share",
@@ -799,7 +810,7 @@ fn new_shared_breaker(
         return Ok(None);
     };
     match &breaker.share {
-        Some(share) if share.mode == ShareMode::Signal => {
+        Some(share) if share.mode != ShareMode::Off => {
             SharedBreaker::new(share, breaker, store, seed).map(Some)
         }
         _ => Ok(None),
@@ -2448,7 +2459,7 @@ mod tests {
         let e =
             err(r#"{"circuitBreaker": {"share": {"mode": "aggregate"}}, "store": {"key": "k"}}"#);
         assert!(
-            e.contains("circuitBreaker.share.mode: \"aggregate\" is not available yet"),
+            e.contains("circuitBreaker.share.mode: \"aggregate\" needs a failureRate trip rule"),
             "{e}"
         );
         let e = err(r#"{"circuitBreaker": {"share": {}}, "keyed": {}, "store": {"key": "k"}}"#);

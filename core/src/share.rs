@@ -18,7 +18,9 @@ use core::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::breaker::{Admission, BreakerConfig, CircuitBreaker, Outcome, Permit};
+use crate::breaker::{
+    Admission, BreakerConfig, CircuitBreaker, Outcome, Permit, TripRule, WindowConfig,
+};
 use crate::config::ConfigDuration;
 use crate::error::{ConfigError, Issues, UsageError};
 use crate::event::{BreakerState, Event, EventKind, EventQueue};
@@ -37,7 +39,9 @@ pub enum ShareMode {
     Off,
     /// A local trip is a vote; `quorum` live votes open every instance.
     Signal,
-    /// Window sums across the fleet (not available yet: refused with a config error).
+    /// Every `flush` each instance adds its outcomes to a fleet-wide time window; the fleet
+    /// opens when the breaker's `failureRate` rule fires on the sums *and* at least `quorum`
+    /// instances reported failures (one sick instance cannot open the fleet).
     Aggregate,
 }
 
@@ -98,12 +102,6 @@ impl ShareConfig {
     /// Every issue with a path relative to `share`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut issues = Issues::new();
-        if self.mode == ShareMode::Aggregate {
-            issues.push(
-                "mode",
-                "\"aggregate\" is not available yet; use \"signal\" (or \"off\")",
-            );
-        }
         if self.quorum == 0 {
             issues.push("quorum", "must be >= 1, got 0");
         }
@@ -143,6 +141,12 @@ pub struct ShareMetrics {
     pub epoch_changes: u64,
     /// Replies that were timeouts, unavailable or errors.
     pub failed: u64,
+    /// Aggregate: the fleet window's calls, failures and reporting instances, as last read.
+    pub fleet_calls: u64,
+    /// See `fleet_calls`.
+    pub fleet_failures: u64,
+    /// See `fleet_calls`.
+    pub fleet_reporters: u64,
     /// The fleet's state as last seen.
     pub fleet_state: BreakerState,
 }
@@ -161,7 +165,16 @@ enum Op {
     Sync,
     Trip,
     Probe,
-    Result { generation: i64, success: bool },
+    Result {
+        generation: i64,
+        success: bool,
+    },
+    /// Aggregate: this instance's outcomes since its last flush.
+    Flush {
+        calls: u64,
+        failures: u64,
+        slow: u64,
+    },
 }
 
 impl Op {
@@ -171,6 +184,7 @@ impl Op {
             Op::Trip => "trip",
             Op::Probe => "probe",
             Op::Result { .. } => "result",
+            Op::Flush { .. } => "flush",
         }
     }
 }
@@ -187,6 +201,10 @@ struct Pending {
 #[derive(Debug)]
 pub(crate) struct SharedBreaker {
     config: ShareConfig,
+    /// Aggregate: the rule's window and thresholds, as script arguments.
+    rule: Option<AggregateRule>,
+    /// Aggregate: the local breaker's cumulative (calls, failures, slow) at the last flush.
+    flushed: (u64, u64, u64),
     open_nanos: u64,
     prefix_tag: String,
     timeout: Duration,
@@ -212,6 +230,42 @@ pub(crate) struct SharedBreaker {
     host_clock: bool,
 }
 
+/// The fleet-wide rule of aggregate mode, from the breaker's `failureRate` rule.
+#[derive(Clone, Debug)]
+struct AggregateRule {
+    bucket_us: u64,
+    buckets: u32,
+    failure_rate: f64,
+    slow_rate: Option<f64>,
+    minimum_calls: u32,
+}
+
+impl AggregateRule {
+    fn of(breaker: &BreakerConfig) -> Option<AggregateRule> {
+        match &breaker.trip {
+            TripRule::FailureRate {
+                failure_rate,
+                window: w @ WindowConfig::Time { buckets, .. },
+                minimum_calls,
+                slow_calls,
+            } => Some(AggregateRule {
+                bucket_us: w.bucket_nanos()? / 1_000,
+                buckets: *buckets,
+                failure_rate: *failure_rate,
+                slow_rate: slow_calls.as_ref().map(|s| s.rate),
+                minimum_calls: *minimum_calls,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Whether `breaker` can share in aggregate mode (a `failureRate` rule over a time window
+/// with buckets of at least 1 ms).
+pub(crate) fn aggregate_fits(breaker: &BreakerConfig) -> bool {
+    AggregateRule::of(breaker).is_some_and(|r| r.bucket_us >= 1_000)
+}
+
 /// Shared-breaker request ids carry this bit, so the pipeline can route replies.
 pub(crate) const SHARE_ID_BIT: u64 = 1 << 63;
 
@@ -224,6 +278,10 @@ impl SharedBreaker {
     ) -> Result<SharedBreaker, ConfigError> {
         let mut rng = Rng::new(seed ^ 0x7368_6172_6564_6362);
         Ok(SharedBreaker {
+            rule: (share.mode == ShareMode::Aggregate)
+                .then(|| AggregateRule::of(breaker))
+                .flatten(),
+            flushed: (0, 0, 0),
             config: share.clone(),
             open_nanos: crate::time::duration_nanos(breaker.open_duration.nth(1)),
             prefix_tag: format!("{}:{{cb:{}}}", store.prefix, store.key),
@@ -272,7 +330,19 @@ impl SharedBreaker {
         } else if local_probe_due {
             Op::Probe
         } else if now >= self.next_sync {
-            Op::Sync
+            match self.rule {
+                Some(_) => {
+                    let m = local.metrics();
+                    let total = (m.successes + m.failures, m.failures, m.slow_calls);
+                    let (c, f, s) = self.flushed;
+                    Op::Flush {
+                        calls: total.0.saturating_sub(c),
+                        failures: total.1.saturating_sub(f),
+                        slow: total.2.saturating_sub(s),
+                    }
+                }
+                None => Op::Sync,
+            }
         } else {
             return None;
         };
@@ -281,7 +351,7 @@ impl SharedBreaker {
             Admission::Admitted(p) => p,
             _ => {
                 self.drain_avail();
-                if op == Op::Sync {
+                if matches!(op, Op::Sync | Op::Flush { .. }) {
                     self.schedule_sync(now);
                 }
                 return None;
@@ -292,6 +362,17 @@ impl SharedBreaker {
             Op::Result { .. } => self.pending_result = None,
             Op::Trip => self.pending_vote = false,
             Op::Sync => self.schedule_sync(now),
+            Op::Flush {
+                calls,
+                failures,
+                slow,
+            } => {
+                // Sent at most once: a flush lost to a timeout is not resent (it may have
+                // been counted), so its outcomes are dropped rather than doubled.
+                let (c, f, s) = self.flushed;
+                self.flushed = (c + calls, f + failures, s + slow);
+                self.schedule_sync(now);
+            }
             Op::Probe => {}
         }
         let id = RequestId::from_raw(SHARE_ID_BIT | self.next_id);
@@ -338,6 +419,7 @@ impl SharedBreaker {
             vec![
                 format!("{}:state", self.prefix_tag),
                 format!("{}:votes", self.prefix_tag),
+                format!("{}:window", self.prefix_tag),
             ],
             vec![
                 op.name().to_owned(),
@@ -354,8 +436,36 @@ impl SharedBreaker {
                 fresh_epoch,
                 generation,
                 success.to_owned(),
-            ],
+            ]
+            .into_iter()
+            .chain(self.flush_args(op))
+            .collect(),
         )
+    }
+
+    /// ARGV[11..18] of a flush (empty for the other ops).
+    fn flush_args(&self, op: Op) -> Vec<String> {
+        let (
+            Op::Flush {
+                calls,
+                failures,
+                slow,
+            },
+            Some(rule),
+        ) = (op, &self.rule)
+        else {
+            return Vec::new();
+        };
+        vec![
+            calls.to_string(),
+            failures.to_string(),
+            slow.to_string(),
+            rule.bucket_us.to_string(),
+            rule.buckets.to_string(),
+            format!("{}", rule.failure_rate),
+            rule.slow_rate.map_or(String::new(), |r| format!("{r}")),
+            rule.minimum_calls.to_string(),
+        ]
     }
 
     fn member_hash(&self) -> u64 {
@@ -391,7 +501,7 @@ impl SharedBreaker {
             .remove(&id.get())
             .ok_or(UsageError::UnknownCall)?;
         let values = match &reply {
-            StoreReply::Values(v) if v.len() == 8 && (0..=2).contains(&v[0]) => Some(v.clone()),
+            StoreReply::Values(v) if v.len() >= 8 && (0..=2).contains(&v[0]) => Some(v.clone()),
             _ => None,
         };
         let outcome = match (&reply, &values) {
@@ -412,7 +522,7 @@ impl SharedBreaker {
                     generation,
                     success,
                 } => self.pending_result = Some((generation, success)),
-                Op::Probe | Op::Sync => {}
+                Op::Probe | Op::Sync | Op::Flush { .. } => {}
             }
             return Ok(Verdict::Proceed);
         };
@@ -430,6 +540,11 @@ impl SharedBreaker {
         }
         if epoch != 0 {
             self.epoch = epoch;
+        }
+        if let (Op::Flush { .. }, [.., calls, failures, reporters]) = (pending.op, v.as_slice()) {
+            self.metrics.fleet_calls = u64::try_from(*calls).unwrap_or(0);
+            self.metrics.fleet_failures = u64::try_from(*failures).unwrap_or(0);
+            self.metrics.fleet_reporters = u64::try_from(*reporters).unwrap_or(0);
         }
         let remaining = Duration::from_micros(remaining);
         self.metrics.fleet_state = match state {
@@ -494,7 +609,8 @@ impl SharedBreaker {
     pub(crate) fn observe(&mut self, from: BreakerState, to: BreakerState) {
         match (from, to) {
             (BreakerState::Closed, BreakerState::Open) => {
-                if core::mem::take(&mut self.adopting) {
+                // Aggregate mode does not vote: its flushes carry the outcomes themselves.
+                if core::mem::take(&mut self.adopting) || self.rule.is_some() {
                     return;
                 }
                 self.pending_vote = true;
@@ -524,7 +640,7 @@ impl SharedBreaker {
                     generation,
                     success,
                 } => self.pending_result = Some((generation, success)),
-                _ => {}
+                Op::Sync | Op::Probe | Op::Flush { .. } => {}
             }
         }
     }

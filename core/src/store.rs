@@ -1036,6 +1036,10 @@ struct FleetBreaker {
     lease: i64,
     epoch: i64,
     votes: HashMap<String, i64>,
+    /// Aggregate: (bucket, kind) → count, kind 'c' calls, 'f' failures, 's' slow.
+    window: HashMap<(i64, char), i64>,
+    /// Aggregate: member → last bucket with failures.
+    reporters: HashMap<String, i64>,
 }
 
 impl MemoryStore {
@@ -1070,6 +1074,10 @@ impl MemoryStore {
             num(&args[2])?
         };
         let n = args.len().checked_sub(5)? / 2;
+        // The script's KEYS: one per limit, plus the heartbeat set when it names a member.
+        if keys.len() != n + usize::from(!args[3].is_empty()) {
+            return None;
+        }
         let params: Vec<(u64, u64)> = (0..n)
             .map(|i| Some((num(&args[5 + 2 * i])?, num(&args[6 + 2 * i])?)))
             .collect::<Option<_>>()?;
@@ -1146,6 +1154,10 @@ impl MemoryStore {
 
     /// A port of `scripts/breaker.lua` (µs of store time).
     fn breaker(&mut self, keys: &[String], args: &[String], clock_us: u64) -> Option<Vec<i64>> {
+        // The script's KEYS: state, votes, window (a missing one is a Lua error on Redis).
+        if keys.len() != 3 {
+            return None;
+        }
         let int = |i: usize| args.get(i)?.parse::<i64>().ok();
         let op = args.first()?.as_str();
         let now = if args.get(1)?.is_empty() {
@@ -1166,6 +1178,38 @@ impl MemoryStore {
         let (mut changed, mut granted) = (false, 0);
         let (mut st, mut generation, mut until) = (b.state, b.generation, b.until);
         let (mut prober, mut lease) = (b.prober.clone(), b.lease);
+        let (mut calls, mut fails, mut slows, mut reporters) = (0, 0, 0, 0);
+        if op == "flush" {
+            let (width, nb) = (int(13)?, int(14)?);
+            let bucket = now.div_euclid(width);
+            let oldest = bucket - nb + 1;
+            for (i, kind) in [(10, 'c'), (11, 'f'), (12, 's')] {
+                let d = int(i)?;
+                if d > 0 {
+                    *b.window.entry((bucket, kind)).or_default() += d;
+                }
+            }
+            if int(11)? > 0 {
+                b.reporters.insert(member.clone(), bucket);
+            }
+            b.window.retain(|(k, _), _| *k >= oldest);
+            b.reporters.retain(|_, k| *k >= oldest);
+            for ((_, kind), v) in &b.window {
+                match kind {
+                    'c' => calls += v,
+                    'f' => fails += v,
+                    _ => slows += v,
+                }
+            }
+            reporters = b.reporters.len() as i64;
+            let rate: f64 = args.get(15)?.parse().ok()?;
+            let slow_rate: Option<f64> = args.get(16)?.parse().ok();
+            let tripped = fails as f64 >= rate * calls as f64
+                || slow_rate.is_some_and(|r| slows as f64 >= r * calls as f64);
+            if st == 0 && calls > 0 && calls >= int(17)? && tripped && reporters >= quorum {
+                (st, generation, until, changed) = (1, generation + 1, now + open_us, true);
+            }
+        }
         if op == "trip" && st == 0 && votes >= quorum {
             (st, generation, until, changed) = (1, generation + 1, now + open_us, true);
         } else if op == "probe" {
@@ -1203,6 +1247,9 @@ impl MemoryStore {
             granted,
             now / 1_000_000,
             now % 1_000_000,
+            calls,
+            fails,
+            reporters,
         ])
     }
 }

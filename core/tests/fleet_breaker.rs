@@ -85,6 +85,77 @@ fn a_failed_probe_reopens_the_fleet_for_every_instance() {
     failed_probe_reopens(&mut |r, now| memory.run(r, now));
 }
 
+#[test]
+fn aggregate_opens_on_fleet_sums_only_with_a_quorum_of_reporting_instances() {
+    let mut memory = MemoryStore::new();
+    aggregate_needs_a_quorum_of_reporters(&mut |r, now| memory.run(r, now));
+}
+
+const AGGREGATE: &str = r#"{
+    "circuitBreaker": {"trip": {"failureRate": 0.5, "window": {"duration": "10s", "buckets": 10},
+                                "minimumCalls": 10},
+                       "openDuration": "5s",
+                       "share": {"mode": "aggregate", "quorum": 2, "flush": "1s"}},
+    "store": {"key": "agg"}
+}"#;
+
+/// Aggregate mode: one sick instance cannot open the fleet; two can, and the healthy one
+/// adopts the open at its next flush.
+pub fn aggregate_needs_a_quorum_of_reporters(store: Store<'_>) {
+    let mut f: Vec<Pipeline> = (0..3)
+        .map(|i| {
+            let mut p = Pipeline::from_json(AGGREGATE, i + 10).unwrap();
+            p.use_store_host_clock(true);
+            p
+        })
+        .collect();
+    // A: 10 calls, 6 failures: its own breaker trips. C: 10 successes.
+    for t in 0..10 {
+        let _ = call(&mut f[0], Some(&mut *store), ms(t), t % 5 < 2);
+        let _ = call(&mut f[2], Some(&mut *store), ms(t), true);
+    }
+    assert_eq!(f[0].breaker().unwrap().state(), BreakerState::Open);
+    // Their next flushes (due within 0.9–1.1 s) carry the outcomes: 20 calls, 6 failures,
+    // one reporting instance — the fleet stays closed.
+    let _ = call(&mut f[0], Some(&mut *store), ms(1_200), true);
+    let _ = call(&mut f[2], Some(&mut *store), ms(1_200), true);
+    let a = f[0].stats().share.unwrap();
+    let c = f[2].stats().share.unwrap();
+    assert_eq!(
+        (a.fleet_calls, a.fleet_failures, a.fleet_reporters),
+        (10, 6, 1)
+    );
+    assert_eq!(
+        (c.fleet_calls, c.fleet_failures, c.fleet_reporters),
+        (20, 6, 1)
+    );
+    assert_eq!(a.votes, 0, "aggregate mode does not vote");
+    assert_eq!(
+        c.fleet_state,
+        BreakerState::Closed,
+        "one sick instance opened the fleet"
+    );
+    // B fails 10 of 10; its flush makes 30 calls, 16 failures (53 %), two reporters: open.
+    for t in 1_600..1_610 {
+        let _ = call(&mut f[1], Some(&mut *store), ms(t), false);
+    }
+    let _ = call(&mut f[1], Some(&mut *store), ms(2_800), true);
+    let b = f[1].stats().share.unwrap();
+    assert_eq!(
+        (b.fleet_calls, b.fleet_failures, b.fleet_reporters),
+        (30, 16, 2)
+    );
+    assert_eq!(b.fleet_state, BreakerState::Open);
+    let mut t = 2_800;
+    // C, healthy and closed, adopts the fleet's open at its next flush.
+    while f[2].breaker().unwrap().state() == BreakerState::Closed {
+        t += 20;
+        assert!(t < 4_000, "C never adopted");
+        let _ = call(&mut f[2], Some(&mut *store), ms(t), true);
+    }
+    assert_eq!(f[2].stats().share.unwrap().adopted_open, 1);
+}
+
 /// Three instances: votes, quorum, adoption, one prober, recovery.
 pub fn quorum_opens_and_one_prober_closes(store: Store<'_>) {
     let mut f = fleet(3);

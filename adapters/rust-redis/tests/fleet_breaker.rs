@@ -27,10 +27,16 @@ fn shared_breaker_scenarios_through_redis() {
     scenarios::quorum_opens_and_one_prober_closes(&mut |r, _| store.run(r));
     redis::cmd("FLUSHALL").exec(&mut admin).expect("FLUSHALL");
     scenarios::failed_probe_reopens(&mut |r, _| store.run(r));
-    // The state carries an epoch and expires: nothing was written as "closed" at start-up.
     let ttl: i64 = redis::cmd("PTTL")
         .arg("tw:{cb:fleet}:state")
         .query(&mut admin)
         .unwrap();
     assert!(ttl > 0, "the shared state must expire, got PTTL {ttl}");
+    redis::cmd("FLUSHALL").exec(&mut admin).expect("FLUSHALL");
+    scenarios::aggregate_needs_a_quorum_of_reporters(&mut |r, _| store.run(r));
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg("tw:{cb:agg}:window")
+        .query(&mut admin)
+        .unwrap();
+    assert!(ttl > 0, "the window must expire, got PTTL {ttl}");
 }
