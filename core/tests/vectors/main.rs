@@ -9,6 +9,7 @@ use tripwire_core::{Event, EventKind, Instant};
 mod breaker;
 mod bulkhead;
 mod config;
+pub mod fleet;
 mod health;
 mod pipeline;
 mod rate_limit;
@@ -59,6 +60,7 @@ fn every_vector_replays() {
                 }
             }),
             "sharedRateLimit" => shared::run(&v),
+            "fleet" => fleet::run(&v),
             "bulkhead" => bulkhead::run(&v),
             "pipeline" | "policyFile" => pipeline::run(&v),
             "health" => health::run(&v),
