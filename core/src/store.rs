@@ -1088,7 +1088,8 @@ impl MemoryStore {
             let now_ms = now / 1_000_000;
             let set = self.members.entry(keys.get(n)?.clone()).or_default();
             set.insert(args[3].clone(), now_ms);
-            set.retain(|_, at| *at > now_ms.saturating_sub(ttl_ms));
+            // ZREMRANGEBYSCORE -inf (now - ttl): inclusive, and the bound may be negative.
+            set.retain(|_, at| i128::from(*at) > i128::from(now_ms) - i128::from(ttl_ms));
             members = set.len() as i64;
         }
         let wide = |x: u64| i128::from(x);
@@ -1251,5 +1252,131 @@ impl MemoryStore {
             fails,
             reporters,
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: u64) -> Instant {
+        Instant::from_nanos(v * 1_000_000)
+    }
+
+    /// Run `l`'s check at `now` through `store` (or report `reply` instead when given).
+    fn decide(
+        l: &mut SharedLimiter,
+        store: &mut MemoryStore,
+        now: Instant,
+        reply: Option<StoreReply>,
+    ) -> (RateDecision, Source) {
+        match l.check("", now, 1, None) {
+            SharedCheck::Decided { decision, source } => (decision, source),
+            SharedCheck::Send(id) => {
+                let r = l.request(id).unwrap().clone();
+                let reply = reply.unwrap_or_else(|| store.run(&r, now));
+                l.on_reply(id, reply, now).unwrap()
+            }
+        }
+    }
+
+    #[test]
+    fn auto_instances_divide_the_fallback_by_the_live_heartbeats() {
+        let config = r#"{"rateLimit": {"algorithm": "gcra", "rate": "100/s", "burst": 10},
+                         "store": {"key": "auto", "expectedInstances": "auto", "heartbeat": "1s"}}"#;
+        let mut store = MemoryStore::new();
+        let mut a = SharedLimiter::from_json(config, 1).unwrap();
+        let mut b = SharedLimiter::from_json(config, 2).unwrap();
+        let mut c = SharedLimiter::from_json(config, 3).unwrap();
+        assert_ne!(a.member(), b.member());
+        for l in [&mut a, &mut b, &mut c] {
+            l.use_host_clock(true);
+            let _ = decide(l, &mut store, ms(0), None);
+        }
+        // Three live members: the third instance's first request counted all three.
+        assert_eq!(c.metrics().instances, 3);
+        // Heartbeats are sent once per `heartbeat`, not on every request.
+        let id = match a.check("", ms(10), 1, None) {
+            SharedCheck::Send(id) => id,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            a.request(id).unwrap().keys.len(),
+            1,
+            "no heartbeat within the second"
+        );
+        a.abandon(id, ms(10));
+        // The store dies: c's fallback admits burst/N = ⌈10/3⌉ = 4 at once, then 100/3 per s.
+        let admitted = (0..10)
+            .filter(|_| {
+                decide(&mut c, &mut store, ms(20), Some(StoreReply::Unavailable))
+                    .0
+                    .is_allowed()
+            })
+            .count();
+        assert_eq!(admitted, 4);
+        // A and B stop beating; after 3 heartbeats only C counts, and its fallback grows back.
+        let _ = decide(&mut c, &mut store, ms(5_000), None);
+        assert_eq!(c.metrics().instances, 1);
+    }
+
+    #[test]
+    fn a_cached_denial_is_conservative_on_the_host_clock() {
+        let config = r#"{"rateLimit": {"algorithm": "gcra", "rate": "10/s", "burst": 1},
+                         "store": {"key": "c"}}"#;
+        let mut l = SharedLimiter::from_json(config, 1).unwrap();
+        let mut store = MemoryStore::new();
+        assert!(decide(&mut l, &mut store, ms(0), None).0.is_allowed());
+        // Sent at 10 ms, answered at 30 ms (a slow round trip): denied for 90 ms of store time.
+        let id = match l.check("", ms(10), 1, None) {
+            SharedCheck::Send(id) => id,
+            other => panic!("{other:?}"),
+        };
+        let r = l.request(id).unwrap().clone();
+        let reply = store.run(&r, ms(10));
+        let (d, _) = l.on_reply(id, reply, ms(30)).unwrap();
+        assert_eq!(d.retry_after(), Some(Duration::from_millis(90)));
+        // The cache ends at send + 90 ms = 100 ms: never later than the store would admit.
+        let (d, source) = decide(&mut l, &mut store, ms(99), None);
+        assert_eq!(
+            (d.retry_after(), source),
+            (Some(Duration::from_millis(1)), Source::Cache)
+        );
+        let (d, source) = decide(&mut l, &mut store, ms(100), None);
+        assert_eq!((d.is_allowed(), source), (true, Source::Store));
+    }
+
+    #[test]
+    fn unreadable_replies_and_unknown_ids_are_errors_not_panics() {
+        let config =
+            r#"{"rateLimit": {"algorithm": "gcra", "rate": "10/s"}, "store": {"key": "u"}}"#;
+        let mut l = SharedLimiter::from_json(config, 1).unwrap();
+        assert_eq!(
+            l.on_reply(RequestId::from_raw(99), StoreReply::Timeout, ms(0)),
+            Err(UsageError::UnknownCall)
+        );
+        for bad in [
+            vec![],
+            vec![7, 0, 0, 0, 0, 0, 0, 0],
+            vec![0, 0, 0, -5, 0, 0, 0, 0],
+            vec![0; 9],
+        ] {
+            let SharedCheck::Send(id) = l.check("", ms(0), 1, None) else {
+                panic!("the store is asked")
+            };
+            let (_, source) = l.on_reply(id, StoreReply::Values(bad), ms(0)).unwrap();
+            assert_eq!(source, Source::Fallback);
+        }
+        assert_eq!(l.metrics().errors, 4);
+        assert!(l.last_error().unwrap().contains("unreadable script reply"));
+        // Errors do not open the store breaker (they are deployment mistakes).
+        assert_eq!(l.store_state(), BreakerState::Closed);
+        let e = SharedLimiter::from_json(
+            r#"{"rateLimit": {"rate": "1/s"}, "store": {"key": "k", "prefix": 7}}"#,
+            1,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("store.prefix"), "{e}");
     }
 }
