@@ -5,9 +5,9 @@
 SHELL := /bin/bash
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test demo bench js python c install test-rust test-cli test-js test-python test-c test-examples test-fuzz lint
+.PHONY: test demo demo-fleet bench js python c install test-rust test-cli test-js test-python test-c test-examples test-fleet test-fuzz lint
 
-test: lint test-rust test-cli test-js test-python test-c test-examples test-fuzz
+test: lint test-rust test-cli test-js test-python test-c test-examples test-fleet test-fuzz
 	@echo "make test: every check passed"
 
 lint:
@@ -30,6 +30,9 @@ test-c:
 
 test-examples:
 	@bash scripts/ci/test-examples.sh
+
+test-fleet:
+	@bash scripts/ci/test-fleet.sh
 
 test-fuzz:
 	@bash scripts/ci/test-fuzz.sh

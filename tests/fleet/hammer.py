@@ -3,6 +3,7 @@
 private redis-server; the admitted calls are checked on *store* time.
 
     python3 tests/fleet/hammer.py [--seconds 10] [--chaos] [--workers rust=2,python=2,node=2,c=2]
+    python3 tests/fleet/hammer.py --breaker   # the shared-breaker scenario (Rust workers)
 
 Checks (each a hard failure):
   - every window of 1 s (and 10 s when the run is that long) admits at most burst + rate * w;
@@ -117,6 +118,102 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(len(values) * p))]
 
 
+def breaker_run(redis, mode, a, kill_store=False):
+    """One breaker scenario: Rust workers call a fake dependency failing 80 % for the first
+    `--fail-seconds`; returns the figures of one share mode."""
+    share = {"mode": mode, "quorum": 2, "flush": "200ms", "lease": "1s"}
+    config = {
+        "circuitBreaker": {
+            "trip": {"failureRate": 0.5, "window": {"duration": "2s", "buckets": 4}, "minimumCalls": 10},
+            "openDuration": "1s",
+            "halfOpen": {"permittedCalls": 1, "successThreshold": 1},
+        },
+    }
+    if mode != "off":
+        config["circuitBreaker"]["share"] = share
+        config["store"] = {"key": f"breaker-{mode}", "timeout": f"{a.timeout_ms}ms"}
+    cmd = worker_commands()["rust"]
+    if kill_store:
+        redis.kill()  # dead before the failure starts: every instance is on its own
+    out_dir = Path(tempfile.mkdtemp(prefix="tw-breaker-"))
+    t0 = time.time_ns()
+    fail_until = t0 + int(a.fail_seconds * NS)
+    procs = []
+    for i in range(a.breaker_workers):
+        out = out_dir / f"{i}.txt"
+        procs.append((out, subprocess.Popen(
+            cmd + ["--mode", "breaker", "--url", redis.url, "--config", json.dumps(config),
+                   "--seconds", str(a.breaker_seconds), "--callers", str(a.callers),
+                   "--out", str(out), "--seed", str(i + 1), "--fail-until", str(fail_until)],
+            stdout=subprocess.PIPE, text=True)))
+    summaries, instances = [], []
+    for out, p in procs:
+        stdout, _ = p.communicate(timeout=a.breaker_seconds + 60)
+        if p.returncode != 0:
+            raise SystemExit(f"hammer: breaker worker exited {p.returncode}")
+        summaries.append(json.loads(stdout.strip().splitlines()[-1]))
+        attempts, trials, first_open = 0, [], None
+        for line in out.read_text().splitlines():
+            f = line.split()
+            if f[0] == "attempt":
+                start, trial, end = int(f[1]), f[2] == "1", int(f[3])
+                if start < fail_until:
+                    attempts += 1
+                if trial:
+                    trials.append((start, end))
+            elif f[0] == "state" and f[2] == "open" and first_open is None:
+                first_open = int(f[1])
+        instances.append((attempts, trials, first_open))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    # The most trial attempts in flight at once across the fleet.
+    edges = sorted([(s, 1) for _, ts, _ in instances for s, _ in ts]
+                   + [(e, -1) for _, ts, _ in instances for _, e in ts])
+    live = peak = 0
+    for _, d in edges:
+        live += d
+        peak = max(peak, live)
+    opens = [o for _, _, o in instances]
+    all_open = None if None in opens else (max(opens) - t0) / 1e6
+    return {
+        "mode": mode + (" (store killed)" if kill_store else ""),
+        "attempts": sum(x for x, _, _ in instances),
+        "trials": sum(len(t) for _, t, _ in instances),
+        "peak_trials": peak,
+        "all_open_ms": all_open,
+        "share": [s.get("share") for s in summaries],
+    }
+
+
+def breaker_main(a):
+    if "rust" not in worker_commands():
+        raise SystemExit("hammer: the rust worker is not built (cargo build --release -p tripwire-redis)")
+    redis = Redis()
+    redis.start()
+    failures, rows = [], []
+    try:
+        for mode in ("off", "signal", "aggregate"):
+            rows.append(breaker_run(redis, mode, a))
+        rows.append(breaker_run(redis, "signal", a, kill_store=True))
+    finally:
+        redis.stop()  # (killed already by the last run; stop() copes)
+    print(f"hammer --breaker: {a.breaker_workers} Rust workers x {a.callers} callers, "
+          f"{a.breaker_seconds:g} s, the dependency fails 80 % for {a.fail_seconds:g} s")
+    print(f"  {'share mode':<24} {'calls reaching it':>18} {'trial calls':>12} "
+          f"{'peak concurrent trials':>23} {'every instance open after':>26}")
+    for r in rows:
+        opened = "never" if r["all_open_ms"] is None else f"{r['all_open_ms']:.0f} ms"
+        print(f"  {r['mode']:<24} {r['attempts']:>18} {r['trials']:>12} {r['peak_trials']:>23} {opened:>26}")
+    for r in rows:
+        if r["all_open_ms"] is None:
+            failures.append(f"{r['mode']}: some instance never opened")
+        if r["mode"] in ("signal", "aggregate") and r["peak_trials"] > 1:
+            failures.append(f"{r['mode']}: {r['peak_trials']} trials at once (one prober expected)")
+    if failures:
+        print("hammer: FAILED\n  " + "\n  ".join(failures))
+        sys.exit(1)
+    print("hammer --breaker: every check passed")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=10)
@@ -130,7 +227,14 @@ def main():
     ap.add_argument("--slack-ms", type=float, default=15.0,
                     help="latency slack over the store timeout (a loaded 2-core CI box)")
     ap.add_argument("--require", default="", help="languages that must be present, e.g. rust,python")
+    ap.add_argument("--breaker", action="store_true", help="run the shared-breaker scenario instead")
+    ap.add_argument("--breaker-workers", type=int, default=4)
+    ap.add_argument("--breaker-seconds", type=float, default=6)
+    ap.add_argument("--fail-seconds", type=float, default=4)
     a = ap.parse_args()
+    if a.breaker:
+        breaker_main(a)
+        return
 
     cmds = worker_commands()
     plan = []

@@ -1,5 +1,8 @@
 //! The Rust fleet worker of `tests/fleet/README.md`: `C` threads share one `SharedLimiter`
-//! and each runs its requests through its own Redis connection.
+//! and each runs its requests through its own Redis connection. With `--mode breaker` the
+//! threads share one `Pipeline` (its breaker shared through the store) and call a fake
+//! dependency that fails `--fail-rate` of the calls until `--fail-until` (ns since the Unix
+//! epoch); they log every attempt, trial and local opening with wall-clock times.
 #![allow(clippy::print_stdout)]
 
 use std::io::Write;
@@ -17,6 +20,9 @@ struct Args {
     callers: usize,
     out: String,
     seed: u64,
+    mode: String,
+    fail_until: u128,
+    fail_rate: f64,
 }
 
 fn args() -> Result<Args, String> {
@@ -27,6 +33,9 @@ fn args() -> Result<Args, String> {
         callers: 4,
         out: String::new(),
         seed: std::process::id().into(),
+        mode: "limit".into(),
+        fail_until: 0,
+        fail_rate: 0.8,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -38,6 +47,13 @@ fn args() -> Result<Args, String> {
             "--callers" => a.callers = value()?.parse().map_err(|e| format!("--callers: {e}"))?,
             "--out" => a.out = value()?,
             "--seed" => a.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
+            "--mode" => a.mode = value()?,
+            "--fail-until" => {
+                a.fail_until = value()?.parse().map_err(|e| format!("--fail-until: {e}"))?;
+            }
+            "--fail-rate" => {
+                a.fail_rate = value()?.parse().map_err(|e| format!("--fail-rate: {e}"))?;
+            }
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -67,6 +83,10 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if a.mode == "breaker" {
+        breaker_mode(&a);
+        return;
+    }
     let limiter = match SharedLimiter::from_json(&a.config, a.seed) {
         Ok(l) => Arc::new(Mutex::new(l)),
         Err(e) => {
@@ -169,5 +189,101 @@ fn main() {
     println!(
         "{{\"lang\": \"rust\", \"decisions\": {}, \"admitted\": {}, \"sent\": {}, \"evals\": {}, \"timeouts\": {}, \"unavailable\": {}}}",
         t.decisions, t.admitted, t.sent, t.evals, t.timeouts, t.unavailable
+    );
+}
+
+fn wall_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// `--mode breaker`: callers share one pipeline and call a fake dependency.
+fn breaker_mode(a: &Args) {
+    use tripwire_core::pipeline::{Pipeline, Report, Step};
+    use tripwire_core::BreakerState;
+
+    let pipeline = match Pipeline::from_json(&a.config, a.seed) {
+        Ok(p) => Arc::new(Mutex::new(p)),
+        Err(e) => {
+            eprintln!("fleet-worker: {e}");
+            std::process::exit(2);
+        }
+    };
+    let client = redis::Client::open(a.url.as_str()).expect("a valid Redis URL");
+    let origin = StdInstant::now();
+    let now = move || Instant::from_nanos(origin.elapsed().as_nanos() as u64);
+    let end = Duration::from_secs_f64(a.seconds);
+    let (fail_until, fail_rate) = (a.fail_until, a.fail_rate);
+    let threads: Vec<_> = (0..a.callers)
+        .map(|k| {
+            let p = pipeline.clone();
+            let mut store = RedisStore::new(client.clone());
+            let mut rng = tripwire_core::Rng::new(a.seed * 1_000 + k as u64);
+            std::thread::spawn(move || {
+                let mut lines = String::new();
+                let mut state = BreakerState::Closed;
+                while origin.elapsed() < end {
+                    let c = p.lock().unwrap().begin(now(), None);
+                    loop {
+                        let step = p.lock().unwrap().poll(c, now()).expect("a live call");
+                        match step {
+                            Step::Store { request, .. } => {
+                                let r = p.lock().unwrap().store_request(request).cloned();
+                                let reply = match r {
+                                    Some(r) => store.run(&r),
+                                    None => StoreReply::Unavailable,
+                                };
+                                let _ = p.lock().unwrap().report_store(c, reply, now());
+                            }
+                            Step::Attempt { .. } => {
+                                let trial = p.lock().unwrap().breaker().map(|b| b.state())
+                                    == Some(BreakerState::HalfOpen);
+                                let start = wall_ns();
+                                std::thread::sleep(Duration::from_millis(1));
+                                let fails = start < fail_until
+                                    && rng.uniform_inclusive(999) < (fail_rate * 1000.0) as u64;
+                                lines.push_str(&format!(
+                                    "attempt {start} {} {}\n",
+                                    u8::from(trial),
+                                    wall_ns()
+                                ));
+                                let report =
+                                    if fails { Report::failure(false, None) } else { Report::SUCCESS };
+                                let _ = p.lock().unwrap().report(c, report, now());
+                            }
+                            Step::Sleep { until } => {
+                                std::thread::sleep(Duration::from_nanos(until.nanos_since(now())));
+                            }
+                            Step::Park { .. } => std::thread::sleep(Duration::from_millis(1)),
+                            _ => break,
+                        }
+                    }
+                    let s = p.lock().unwrap().breaker().map_or(BreakerState::Closed, |b| b.state());
+                    if s != state {
+                        lines.push_str(&format!("state {} {}\n", wall_ns(), s.as_str()));
+                        state = s;
+                    }
+                    // Callers pace themselves: 2 ms between calls (about 500/s each).
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                (lines, store.sent, store.evals)
+            })
+        })
+        .collect();
+    let mut file = std::fs::File::create(&a.out).expect("--out is writable");
+    let (mut sent, mut evals) = (0, 0);
+    for t in threads {
+        let (lines, s, e) = t.join().expect("a caller thread");
+        sent += s;
+        evals += e;
+        file.write_all(lines.as_bytes()).expect("write --out");
+    }
+    let stats = pipeline.lock().unwrap().stats();
+    println!(
+        "{{\"lang\": \"rust\", \"calls\": {}, \"attempts\": {}, \"sent\": {sent}, \"evals\": {evals}, \"share\": {}}}",
+        stats.calls,
+        stats.attempts,
+        serde_json::to_string(&stats.share).unwrap_or_default()
     );
 }
