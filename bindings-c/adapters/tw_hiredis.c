@@ -20,7 +20,8 @@
 struct tw_hiredis {
   redisContext *c;
   pthread_mutex_t lock;
-  int dead; /* a timeout or an I/O error left the connection unusable: reconnect first */
+  int dead;  /* a timeout or an I/O error left the connection unusable: reconnect first */
+  int epipe; /* the last request wrote to a closed connection (and raised SIGPIPE) */
   tw_hiredis_counters n;
 };
 
@@ -110,6 +111,7 @@ void tw_hiredis_get_counters(tw_hiredis *h, tw_hiredis_counters *out) {
 
 /* pthread_mutex_timedlock takes a CLOCK_REALTIME instant. */
 static int lock_within(tw_hiredis *h, uint64_t ns) {
+  if (pthread_mutex_trylock(&h->lock) == 0) return 0;
   uint64_t at = clock_ns(CLOCK_REALTIME) + ns;
   struct timespec ts = {(time_t)(at / 1000000000u), (long)(at % 1000000000u)};
   return pthread_mutex_timedlock(&h->lock, &ts);
@@ -188,6 +190,7 @@ static void io_error(tw_hiredis *h, int saved_errno, tw_store_reply *out) {
   timed_out = timed_out || h->c->err == REDIS_ERR_TIMEOUT;
 #endif
   h->dead = 1;
+  h->epipe = saved_errno == EPIPE;
   if (timed_out) {
     answer(out, TW_STORE_REPLY_KIND_TIMEOUT);
     count(&h->n.timeouts);
@@ -265,16 +268,15 @@ void tw_hiredis_run(void *ctx, const tw_store_request *req, tw_store_reply *out)
     count(&h->n.timeouts);
     return;
   }
-  /* Talk to the server with SIGPIPE blocked for this thread; discard one we caused. */
-  sigset_t pipe, old, pending;
+  /* Talk to the server with SIGPIPE blocked for this thread; discard one we caused (unless the
+   * caller had it blocked already: then it is theirs to handle). */
+  sigset_t pipe, old;
   sigemptyset(&pipe);
   sigaddset(&pipe, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe, &old);
-  sigpending(&pending);
-  int was_pending = sigismember(&pending, SIGPIPE);
+  h->epipe = 0;
   run_locked(h, req, out, deadline);
-  sigpending(&pending);
-  if (!was_pending && sigismember(&pending, SIGPIPE)) {
+  if (h->epipe && !sigismember(&old, SIGPIPE)) {
     struct timespec zero = {0, 0};
     while (sigtimedwait(&pipe, NULL, &zero) == -1 && errno == EINTR) {
     }

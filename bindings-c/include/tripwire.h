@@ -3065,7 +3065,9 @@ enum tw_status tw_pipeline_set_store(struct tw_pipeline *p,
  * pipeline is freed.
  *
  * Returns ::TW_STATUS_INVALID_ARGUMENT when no store request is pending for `call` (its last
- * poll was not a STORE step, its reply was reported, or it ended).
+ * poll was not a STORE step, its reply was reported, or it ended; or tw_pipeline_reconfigure()
+ * replaced the shared limit since: report ::TW_STORE_REPLY_KIND_UNAVAILABLE, which is then
+ * ignored, and poll again to ask under the new config).
  *
  * # Safety
  * `p` is a live pipeline; `out` is writable; `err` is NULL or a writable `tw_error *`.
