@@ -1533,8 +1533,8 @@ typedef struct tw_store_script {
  * store, and a resend counts a call twice. Give up after `timeout_ns`.
  *
  * Every pointer in it stays valid until the reply is reported (tw_call_report_store(),
- * tw_shared_limiter_reply()), the call or request is ended or abandoned, or the handle is
- * freed; inside a ::tw_store run callback, until the callback returns.
+ * tw_shared_limiter_reply()), the call is polled again or ended, the request is abandoned, or
+ * the handle is freed; inside a ::tw_store run callback, until the callback returns.
  */
 typedef struct tw_store_request {
   /**
@@ -3064,10 +3064,11 @@ enum tw_status tw_pipeline_set_store(struct tw_pipeline *p,
  * pointers stay valid until the reply is reported, the call is polled again or ended, or the
  * pipeline is freed.
  *
+ * After tw_pipeline_reconfigure() replaced the shared limit, the copy still names the old
+ * request: its reply is then ignored and the next poll asks again under the new config.
+ *
  * Returns ::TW_STATUS_INVALID_ARGUMENT when no store request is pending for `call` (its last
- * poll was not a STORE step, its reply was reported, or it ended; or tw_pipeline_reconfigure()
- * replaced the shared limit since: report ::TW_STORE_REPLY_KIND_UNAVAILABLE, which is then
- * ignored, and poll again to ask under the new config).
+ * poll was not a STORE step, its reply was reported, or it ended).
  *
  * # Safety
  * `p` is a live pipeline; `out` is writable; `err` is NULL or a writable `tw_error *`.

@@ -344,6 +344,28 @@ static void test_step_protocol(void) {
   CHECK(store_stat(p, "inFlight") == 0, "abandoned");
   CHECK(tw_call_store_request(p, call, &req, NULL) == TW_STATUS_INVALID_ARGUMENT, "forgotten");
   CHECK(tw_call_report_store(p, call, &reply, now, NULL) == TW_STATUS_UNKNOWN_CALL, "ended call");
+
+  /* A reconfigure at a STORE step: the request copy stays readable (it names the old key);
+   * its reply is then ignored and the call asks again under the new config. */
+  now = tw_now_ns();
+  OK(tw_call_begin(p, now, TW_NO_DEADLINE, &call, E));
+  OK(tw_call_poll(p, call, now, &step, E));
+  const char *moved = "{\"rateLimit\": {\"algorithm\": \"gcra\", \"rate\": \"100/s\"}, \"store\": {\"key\": \"moved\"}}";
+  OK(tw_pipeline_reconfigure(p, moved, strlen(moved), now, E));
+  OK(tw_call_poll(p, call, now, &step, E));
+  OK(tw_call_store_request(p, call, &req, E));
+  CHECK(step.kind == TW_STEP_KIND_STORE && req.keys[0].len == (size_t)klen &&
+            memcmp(req.keys[0].ptr, key, (size_t)klen) == 0,
+        "the old request: %.*s", (int)req.keys[0].len, req.keys[0].ptr);
+  memset(&reply, 0, sizeof reply);
+  reply.kind = TW_STORE_REPLY_KIND_UNAVAILABLE;
+  OK(tw_call_report_store(p, call, &reply, now, E));
+  OK(tw_call_poll(p, call, now, &step, E));
+  OK(tw_call_store_request(p, call, &req, E));
+  CHECK(step.kind == TW_STEP_KIND_STORE && req.keys[0].len == 16 && memcmp(req.keys[0].ptr, "tw:{rl:moved:}:0", 16) == 0,
+        "asked again under the new key: %.*s", (int)req.keys[0].len, req.keys[0].ptr);
+  CHECK(store_stat(p, "unavailable") == 0, "the stale reply was not counted");
+  OK(tw_call_end(p, call, now, E));
   tw_pipeline_free(p);
   client_free(&cl);
 }
