@@ -159,7 +159,9 @@ fi
 # --- the fleet quick start (two pipelines, one key, one Redis) and the fleet worker ---------
 gcc "${CFLAGS[@]}" -O1 "$ROOT/examples/c/fleet.c" "${ADAPTER[@]}" "$STATIC" -lhiredis "${SYSLIBS[@]}" -o "$OUT/fleet"
 flushall
-run fleet-example sh -c "'$OUT/fleet' | tee /dev/stderr | grep -qx 'admitted: instance A 3, instance B 2, together 5 of 10'"
+# shellcheck disable=SC2016
+run fleet-example sh -c 'out=$("$1") && echo "$out" && [ "$out" = "admitted: instance A 3, instance B 2, together 5 of 10" ]' \
+  fleet-example "$OUT/fleet"
 flushall
 redis-cli -p "$TRIPWIRE_REDIS_PORT" SCRIPT FLUSH >/dev/null
 FLEET_OUT="$OUT/fleet-worker.out"
