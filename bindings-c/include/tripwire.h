@@ -45,6 +45,16 @@
 #include <stdint.h>
 
 /**
+ * The most integers a ::tw_store_reply carries (the `gcra` script replies with 8).
+ */
+#define TW_STORE_MAX_VALUES 16
+
+/**
+ * The size of ::tw_store_reply.message, its terminating NUL included.
+ */
+#define TW_STORE_MESSAGE_SIZE 256
+
+/**
  * "No deadline": pass it where a deadline is optional.
  */
 #define TW_NO_DEADLINE UINT64_MAX
@@ -221,6 +231,11 @@ enum tw_event_type
    * A released slot was handed to the queued call holding `ticket`.
    */
   TW_EVENT_TYPE_WOKEN = 6,
+  /**
+   * The breaker around a shared rate limit's store changed state (`from`, `to`): open means
+   * the store is not asked and `store.onUnavailable` decides.
+   */
+  TW_EVENT_TYPE_STORE_STATE_CHANGED = 7,
   /**
    * An event this version does not describe (only `at_ns` is set).
    */
@@ -453,6 +468,11 @@ enum tw_step_kind
    * The call failed: see `failure`. The call handle is now invalid.
    */
   TW_STEP_KIND_FAIL = 5,
+  /**
+   * Run the store request `request` (a shared rate limit: tw_call_store_request()) once,
+   * giving up at `until_ns`; then tw_call_report_store() and poll again.
+   */
+  TW_STEP_KIND_STORE = 6,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -496,6 +516,40 @@ enum tw_give_up
 typedef enum tw_give_up tw_give_up;
 #else
 typedef uint32_t tw_give_up;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Where a shared decision came from.
+ */
+enum tw_store_source
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Not decided yet: run the request (::tw_shared_decision.decided is false).
+   */
+  TW_STORE_SOURCE_NONE = 0,
+  /**
+   * The store's script.
+   */
+  TW_STORE_SOURCE_STORE = 1,
+  /**
+   * `store.onUnavailable` (the store timed out, was unavailable, failed, or its breaker is
+   * open).
+   */
+  TW_STORE_SOURCE_FALLBACK = 2,
+  /**
+   * A denial the store gave earlier for the same descriptor, still in force.
+   */
+  TW_STORE_SOURCE_CACHE = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tw_store_source tw_store_source;
+#else
+typedef uint32_t tw_store_source;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -616,6 +670,52 @@ typedef uint32_t tw_config_target;
 #endif // __cplusplus
 
 /**
+ * What came back from the store (::tw_store_reply.kind).
+ */
+enum tw_store_reply_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Nothing was filled in: a run callback that returns without setting `kind` is treated as
+   * ::TW_STORE_REPLY_KIND_FAILED; the step API and tw_shared_limiter_reply() refuse it
+   * (::TW_STATUS_INVALID_ARGUMENT).
+   */
+  TW_STORE_REPLY_KIND_NONE = 0,
+  /**
+   * The script's reply: `num_values` integers in `values`.
+   */
+  TW_STORE_REPLY_KIND_VALUES = 1,
+  /**
+   * No reply within the request's timeout (the connection is then unusable: a late reply
+   * would answer the next command). Counts against the store's breaker; the fallback decides.
+   */
+  TW_STORE_REPLY_KIND_TIMEOUT = 2,
+  /**
+   * No connection, or it dropped. Counts against the store's breaker; the fallback decides.
+   */
+  TW_STORE_REPLY_KIND_UNAVAILABLE = 3,
+  /**
+   * Any other error reply (`WRONGTYPE`, `CROSSSLOT`, `NOPERM`...), put in `message`: a
+   * deployment mistake, not unavailability. It does not open the store's breaker; the
+   * fallback decides this call, and the message is kept (tw_shared_limiter_last_error()).
+   */
+  TW_STORE_REPLY_KIND_FAILED = 4,
+  /**
+   * `NOSCRIPT` even after `EVAL` (an adapter normally never reports it).
+   */
+  TW_STORE_REPLY_KIND_NO_SCRIPT = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tw_store_reply_kind tw_store_reply_kind;
+#else
+typedef uint32_t tw_store_reply_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A circuit breaker. Opaque; safe to share between threads (one mutex per breaker).
  */
 typedef struct tw_breaker tw_breaker;
@@ -662,6 +762,14 @@ typedef struct tw_policies tw_policies;
  * A retry policy. Opaque; safe to share between threads (one mutex per policy).
  */
 typedef struct tw_retry tw_retry;
+
+/**
+ * A rate limit shared through a store, without a pipeline: the low-level layer under the
+ * pipeline's STORE step (fleet workers, conformance vectors, hosts with their own run loop).
+ * Opaque; safe to share between threads (one mutex). Its events
+ * (::TW_EVENT_TYPE_STORE_STATE_CHANGED) go to tw_shared_limiter_poll_event() or a listener.
+ */
+typedef struct tw_shared_limiter tw_shared_limiter;
 
 /**
  * Proof of admission: hand it back once to tw_breaker_record() or tw_breaker_release().
@@ -1197,11 +1305,13 @@ typedef struct tw_step {
    */
   uint64_t deadline_ns;
   /**
-   * ::TW_STEP_KIND_SLEEP (always) and ::TW_STEP_KIND_PARK: whether `until_ns` is set.
+   * ::TW_STEP_KIND_SLEEP and ::TW_STEP_KIND_STORE (always) and ::TW_STEP_KIND_PARK: whether
+   * `until_ns` is set.
    */
   bool has_until;
   /**
-   * SLEEP: when to poll again; PARK: when to poll again at the latest.
+   * SLEEP: when to poll again; PARK: when to poll again at the latest; STORE: when the
+   * request times out (report ::TW_STORE_REPLY_KIND_TIMEOUT).
    */
   uint64_t until_ns;
   /**
@@ -1212,6 +1322,10 @@ typedef struct tw_step {
    * ::TW_STEP_KIND_FAIL: how it failed.
    */
   struct tw_failure failure;
+  /**
+   * ::TW_STEP_KIND_STORE: the store request's id.
+   */
+  uint64_t request;
 } tw_step;
 
 /**
@@ -1374,6 +1488,185 @@ typedef struct tw_retry_metrics {
    */
   uint64_t budget_milli_tokens;
 } tw_retry_metrics;
+
+/**
+ * Bytes at `ptr` for `len`. NOT NUL-terminated: always use `len` (printf: `"%.*s", (int)s.len,
+ * s.ptr`). `ptr` is valid (never NULL) even when `len` is 0.
+ */
+typedef struct tw_store_str {
+  /**
+   * The first byte.
+   */
+  const char *ptr;
+  /**
+   * How many bytes.
+   */
+  size_t len;
+} tw_store_str;
+
+/**
+ * A store script, for `SCRIPT LOAD` at start (see tw_store_scripts()). Its strings are static:
+ * valid for the life of the process.
+ */
+typedef struct tw_store_script {
+  /**
+   * Its name (`"gcra"`).
+   */
+  struct tw_store_str name;
+  /**
+   * The lowercase hex SHA1 of `source` (40 bytes), for `EVALSHA`.
+   */
+  struct tw_store_str sha1;
+  /**
+   * The Lua source, for `EVAL` after a `NOSCRIPT` reply, and `SCRIPT LOAD`.
+   */
+  struct tw_store_str source;
+} tw_store_script;
+
+/**
+ * What the host's store client must run, once:
+ * `EVALSHA sha1 num_keys keys[0] .. keys[num_keys-1] args[0] .. args[num_args-1]`, and on a
+ * `NOSCRIPT` error reply (and only then) `EVAL source num_keys keys.. args..` once.
+ *
+ * Never send it again after a timeout or a dropped connection (report
+ * ::TW_STORE_REPLY_KIND_TIMEOUT or ::TW_STORE_REPLY_KIND_UNAVAILABLE): it changes state in the
+ * store, and a resend counts a call twice. Give up after `timeout_ns`.
+ *
+ * Every pointer in it stays valid until the reply is reported (tw_call_report_store(),
+ * tw_shared_limiter_reply()), the call is polled again or ended, the request is abandoned, or
+ * the handle is freed; inside a ::tw_store run callback, until the callback returns.
+ */
+typedef struct tw_store_request {
+  /**
+   * The request id (tw_shared_limiter_reply() takes it back; in a pipeline it is the STORE
+   * step's `request`).
+   */
+  uint64_t id;
+  /**
+   * The script's name (`"gcra"`).
+   */
+  struct tw_store_str script_name;
+  /**
+   * The script's lowercase hex SHA1, for `EVALSHA`.
+   */
+  struct tw_store_str sha1;
+  /**
+   * The script's Lua source, for `EVAL` after `NOSCRIPT`.
+   */
+  struct tw_store_str source;
+  /**
+   * `num_keys` keys (all with one hash tag, so Redis Cluster never answers `CROSSSLOT`).
+   */
+  const struct tw_store_str *keys;
+  /**
+   * How many keys.
+   */
+  size_t num_keys;
+  /**
+   * `num_args` arguments.
+   */
+  const struct tw_store_str *args;
+  /**
+   * How many arguments.
+   */
+  size_t num_args;
+  /**
+   * Give up after this long (`store.timeout`) and report ::TW_STORE_REPLY_KIND_TIMEOUT.
+   */
+  uint64_t timeout_ns;
+  /**
+   * The same limit as an instant on the clock of the `now_ns` given to the call (tw_now_ns()
+   * for tw_pipeline_execute()): a reply reported at or after it counts as a timeout.
+   */
+  uint64_t until_ns;
+  /**
+   * Whether it may be sent again after a timeout or a dropped connection (only a request
+   * that changes nothing; a host can ignore this and never resend).
+   */
+  bool resend_safe;
+} tw_store_request;
+
+/**
+ * The store's reply, filled by the host's client. Plain data with room for the reply inside,
+ * so a run callback can fill it from its own stack without any lifetime question.
+ */
+typedef struct tw_store_reply {
+  /**
+   * What came back (a ::tw_store_reply_kind).
+   */
+  tw_store_reply_kind kind;
+  /**
+   * ::TW_STORE_REPLY_KIND_VALUES: how many of `values` are set (at most ::TW_STORE_MAX_VALUES;
+   * a longer reply is ::TW_STORE_REPLY_KIND_FAILED).
+   */
+  size_t num_values;
+  /**
+   * ::TW_STORE_REPLY_KIND_VALUES: the script's integers, in order.
+   */
+  int64_t values[TW_STORE_MAX_VALUES];
+  /**
+   * ::TW_STORE_REPLY_KIND_FAILED: the error reply, NUL-terminated (cut to fit).
+   */
+  char message[TW_STORE_MESSAGE_SIZE];
+} tw_store_reply;
+
+/**
+ * See ::tw_store.
+ */
+typedef void (*tw_store_run_fn)(void *ctx,
+                                const struct tw_store_request *request,
+                                struct tw_store_reply *reply);
+
+/**
+ * The host's store client: `run(ctx, request, reply)` runs `request` once (the rules of
+ * ::tw_store_request) and fills `*reply` before returning.
+ *
+ * Why a callback struct: C has no common Redis client, and the library must not pick one (nor
+ * open connections behind your back). `run` is the whole contract: one request in, one plain
+ * reply out, synchronously; `ctx` is your client (hiredis, a pool, a test double). The reply is
+ * a struct you fill, not a return code, so there is exactly one way to say what happened.
+ * bindings-c/adapters/tw_hiredis.c is a ready one over hiredis.
+ *
+ * tw_pipeline_execute() calls `run` without holding the pipeline's lock, from every thread that
+ * executes through the pipeline, possibly at once: make it thread-safe (the hiredis adapter
+ * takes a mutex, bounded by the request's timeout). It must enforce `timeout_ns` itself (a
+ * blocking client cannot be interrupted); a reply that comes back at or after `until_ns` is
+ * dropped and counted as a timeout anyway. It must not throw (C++) or longjmp out.
+ */
+typedef struct tw_store {
+  /**
+   * Your client, passed back to `run`.
+   */
+  void *ctx;
+  /**
+   * Run one request (never NULL).
+   */
+  tw_store_run_fn run;
+} tw_store;
+
+/**
+ * The answer of tw_shared_limiter_check() and tw_shared_limiter_reply().
+ */
+typedef struct tw_shared_decision {
+  /**
+   * Whether `decision` and `source` are set. When false, run request `request`
+   * (tw_shared_limiter_request()) and report its reply with tw_shared_limiter_reply().
+   */
+  bool decided;
+  /**
+   * When not decided: the request to run.
+   */
+  uint64_t request;
+  /**
+   * When decided: allowed (at once, or after a reserved `wait_ns`), or denied with a
+   * retry-after where known.
+   */
+  struct tw_rate_decision decision;
+  /**
+   * When decided: where the decision came from.
+   */
+  tw_store_source source;
+} tw_shared_decision;
 
 #ifdef __cplusplus
 extern "C" {
@@ -2725,6 +3018,265 @@ enum tw_status tw_retry_get_metrics(const struct tw_retry *r,
                                     struct tw_error **err);
 
 /**
+ * The name of a ::tw_store_source (`"store"`, `"fallback"`, `"cache"`; `"none"` for
+ * ::TW_STORE_SOURCE_NONE), or `"unknown"`. Static; never free it.
+ */
+const char *tw_store_source_str(uint32_t source);
+
+/**
+ * Every store script, so hosts can `SCRIPT LOAD` them at start: into `out[0..cap)`, with the
+ * count in `*count`. `out == NULL && cap == 0` asks for the count only; a smaller `cap` gives
+ * ::TW_STATUS_BUFFER_TOO_SMALL (nothing written).
+ *
+ * # Safety
+ * `out` is NULL or writable for `cap` entries; `count` is writable; `err` is NULL or a
+ * writable `tw_error *`.
+ */
+enum tw_status tw_store_scripts(struct tw_store_script *out,
+                                size_t cap,
+                                size_t *count,
+                                struct tw_error **err);
+
+/**
+ * Run the pipeline's store requests (a config with `store`: a shared rate limit) through
+ * `*store` in tw_pipeline_execute(). The struct is copied; `store->ctx` must stay valid until
+ * the pipeline is freed or another store is set. NULL removes the store.
+ *
+ * A pipeline with a `store` in its config and no store set still works: tw_pipeline_execute()
+ * answers each store request ::TW_STORE_REPLY_KIND_UNAVAILABLE, so `store.onUnavailable` decides
+ * (`local`: an in-process limit at rate/N; `allow`; `deny`). Calls driven by the step protocol
+ * run their STORE steps themselves (tw_call_store_request()) and ignore this.
+ *
+ * Returns ::TW_STATUS_NULL_ARGUMENT when `store->run` is NULL.
+ *
+ * # Safety
+ * `p` is a live pipeline; `store` is NULL or readable; `store->run` may be called with
+ * `store->ctx` from any thread that executes on `p`, concurrently; `err` is NULL or a
+ * writable `tw_error *`.
+ */
+enum tw_status tw_pipeline_set_store(struct tw_pipeline *p,
+                                     const struct tw_store *store,
+                                     struct tw_error **err);
+
+/**
+ * The request of `call`'s current ::TW_STEP_KIND_STORE step (the step's `request`), into
+ * `*out`. Run it once (the rules of ::tw_store_request), then tw_call_report_store(). Its
+ * pointers stay valid until the reply is reported, the call is polled again or ended, or the
+ * pipeline is freed.
+ *
+ * After tw_pipeline_reconfigure() replaced the shared limit, the copy still names the old
+ * request: its reply is then ignored and the next poll asks again under the new config.
+ *
+ * Returns ::TW_STATUS_INVALID_ARGUMENT when no store request is pending for `call` (its last
+ * poll was not a STORE step, its reply was reported, or it ended).
+ *
+ * # Safety
+ * `p` is a live pipeline; `out` is writable; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_call_store_request(struct tw_pipeline *p,
+                                     tw_call call,
+                                     struct tw_store_request *out,
+                                     struct tw_error **err);
+
+/**
+ * Report the reply to `call`'s store request at `now_ns`; then poll the call again. A reply
+ * reported at or after the STORE step's `until_ns` counts as ::TW_STORE_REPLY_KIND_TIMEOUT (a late
+ * reply is dropped, never applied).
+ *
+ * Returns ::TW_STATUS_UNKNOWN_CALL for a stale handle, ::TW_STATUS_INVALID_ARGUMENT when the
+ * call is not waiting for a store reply or the reply is malformed (kind NONE or unknown, more
+ * than ::TW_STORE_MAX_VALUES values).
+ *
+ * # Safety
+ * `p` is a live pipeline; `reply` is readable; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_call_report_store(struct tw_pipeline *p,
+                                    tw_call call,
+                                    const struct tw_store_reply *reply,
+                                    uint64_t now_ns,
+                                    struct tw_error **err);
+
+/**
+ * Build a shared limiter from `{"rateLimit": <limits, each "algorithm": "gcra">, "store":
+ * {"key", "timeout"?, "onUnavailable"?, "expectedInstances"?, ...}, "keyed"?: {"maxKeys",
+ * "idleExpiry"}}` (the same fields as in a pipeline config). Its instance id and hashes are
+ * seeded from OS randomness.
+ *
+ * Returns ::TW_STATUS_INVALID_CONFIG with the field path (`store.timeout: must be > 0, got
+ * 0`) when the config is refused.
+ *
+ * # Safety
+ * `json_text` is valid for `len` bytes; `out` is writable; `err` is NULL or a writable
+ * `tw_error *`.
+ */
+enum tw_status tw_shared_limiter_new(const char *json_text,
+                                     size_t len,
+                                     struct tw_shared_limiter **out,
+                                     struct tw_error **err);
+
+/**
+ * As tw_shared_limiter_new(), seeded with `seed` (reproducible tests and vectors).
+ *
+ * # Safety
+ * As tw_shared_limiter_new().
+ */
+enum tw_status tw_shared_limiter_new_with_seed(const char *json_text,
+                                               size_t len,
+                                               uint64_t seed,
+                                               struct tw_shared_limiter **out,
+                                               struct tw_error **err);
+
+/**
+ * Release a shared limiter (and every request copy it holds). NULL is ignored.
+ *
+ * # Safety
+ * `l` is NULL or a live shared limiter that no other thread is using; invalid afterwards.
+ */
+void tw_shared_limiter_free(struct tw_shared_limiter *l);
+
+/**
+ * Decide `cost` for the descriptor `key[0..key_len)` (UTF-8; NULL with `key_len == 0` for the
+ * unkeyed `""`) at `now_ns`. Either decided at once (a cached store denial, or the fallback
+ * while the store's breaker is open), or `decided == false` with a `request` to run.
+ *
+ * # Safety
+ * `l` is a live shared limiter; `key` is NULL (with `key_len == 0`) or valid for `key_len`
+ * bytes; `out` is writable; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_shared_limiter_check(struct tw_shared_limiter *l,
+                                       const char *key,
+                                       size_t key_len,
+                                       uint64_t now_ns,
+                                       uint64_t cost,
+                                       struct tw_shared_decision *out,
+                                       struct tw_error **err);
+
+/**
+ * The request `id` (from tw_shared_limiter_check()) into `*out`: run it once (the rules of
+ * ::tw_store_request), then tw_shared_limiter_reply(). Its pointers stay valid until the
+ * reply is reported, the request is abandoned, or the limiter is freed.
+ *
+ * Returns ::TW_STATUS_UNKNOWN_CALL when `id` is not a request in flight.
+ *
+ * # Safety
+ * `l` is a live shared limiter; `out` is writable; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_shared_limiter_request(struct tw_shared_limiter *l,
+                                         uint64_t id,
+                                         struct tw_store_request *out,
+                                         struct tw_error **err);
+
+/**
+ * Report the reply to request `id` at `now_ns` and get the decision into `*out` (always
+ * `decided`). A reply reported at or after the request's `until_ns` counts as
+ * ::TW_STORE_REPLY_KIND_TIMEOUT. Timeouts and unavailability count against the store's breaker
+ * (3 in a row open it: no requests for 500 ms, the fallback decides); a failed reply does not.
+ *
+ * Returns ::TW_STATUS_UNKNOWN_CALL when `id` is not a request in flight (answered twice,
+ * abandoned), ::TW_STATUS_INVALID_ARGUMENT for a malformed reply (kind NONE or unknown, more
+ * than ::TW_STORE_MAX_VALUES values).
+ *
+ * # Safety
+ * `l` is a live shared limiter; `reply` is readable; `out` is NULL or writable; `err` is NULL
+ * or a writable `tw_error *`.
+ */
+enum tw_status tw_shared_limiter_reply(struct tw_shared_limiter *l,
+                                       uint64_t id,
+                                       const struct tw_store_reply *reply,
+                                       uint64_t now_ns,
+                                       struct tw_shared_decision *out,
+                                       struct tw_error **err);
+
+/**
+ * Forget request `id` (its caller went away): its reply, if it comes, is an unknown id. The
+ * store may have counted it; nothing is given back (never resend, never undo).
+ *
+ * Returns ::TW_STATUS_OK even when `id` is not in flight.
+ *
+ * # Safety
+ * `l` is a live shared limiter; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_shared_limiter_abandon(struct tw_shared_limiter *l,
+                                         uint64_t id,
+                                         uint64_t now_ns,
+                                         struct tw_error **err);
+
+/**
+ * The store's breaker state (::TW_BREAKER_STATE_CLOSED: the store is asked).
+ *
+ * # Safety
+ * `l` is a live shared limiter; `out` is writable; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_shared_limiter_store_state(const struct tw_shared_limiter *l,
+                                             tw_breaker_state *out,
+                                             struct tw_error **err);
+
+/**
+ * The counters as JSON (camelCase: `requests`, `storeAllowed`, `storeWaited`, `storeDenied`,
+ * `cacheDenied`, `fallbackAllowed`, `fallbackDenied`, `timeouts`, `unavailable`, `errors`,
+ * `inFlight`, `storeState`, `instances`), into your buffer.
+ *
+ * # Safety
+ * `l` is a live shared limiter; `buf` is NULL or writable for `cap` bytes; `needed` is NULL
+ * or writable; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_shared_limiter_metrics_json(const struct tw_shared_limiter *l,
+                                              char *buf,
+                                              size_t cap,
+                                              size_t *needed,
+                                              struct tw_error **err);
+
+/**
+ * The last error reply the store gave (a `Failed` reply: `WRONGTYPE ...`), into your buffer;
+ * empty when there was none.
+ *
+ * # Safety
+ * `l` is a live shared limiter; `buf` is NULL or writable for `cap` bytes; `needed` is NULL
+ * or writable; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_shared_limiter_last_error(const struct tw_shared_limiter *l,
+                                            char *buf,
+                                            size_t cap,
+                                            size_t *needed,
+                                            struct tw_error **err);
+
+/**
+ * Make the script use the `now_ns` you pass instead of the store's clock (`on`), or the
+ * store's clock again. Only for conformance tests that replay vectors through a real store: in
+ * production the store's clock is the one clock of the fleet.
+ *
+ * # Safety
+ * `l` is a live shared limiter; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_shared_limiter_use_host_clock(struct tw_shared_limiter *l,
+                                                bool on,
+                                                struct tw_error **err);
+
+/**
+ * Take the oldest queued event into `*out` (`out->type == TW_EVENT_TYPE_NONE` when none):
+ * ::TW_EVENT_TYPE_STORE_STATE_CHANGED when the store's breaker moves.
+ *
+ * # Safety
+ * `l` is a live shared limiter; `out` is writable; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_shared_limiter_poll_event(struct tw_shared_limiter *l,
+                                            struct tw_event *out,
+                                            struct tw_error **err);
+
+/**
+ * Deliver events to `listener(ctx, event)` after every input instead of queueing them for
+ * tw_shared_limiter_poll_event(). NULL removes the listener.
+ *
+ * # Safety
+ * `l` is a live shared limiter; `listener` (if any) may be called with `ctx` from any thread
+ * that uses `l`; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_shared_limiter_set_listener(struct tw_shared_limiter *l,
+                                              tw_event_fn listener,
+                                              void *ctx,
+                                              struct tw_error **err);
+
+/**
  * The kind's public name (`"circuitOpen"`, the same in every language; `"none"` for
  * ::TW_KIND_NONE), or `"unknown"`. Static; never free it.
  */
@@ -2738,7 +3290,8 @@ const char *tw_breaker_state_str(tw_breaker_state state);
 
 /**
  * The event type's public name (`"stateChanged"`, `"rejected"`, `"retryScheduled"`,
- * `"gaveUp"`, `"queued"`, `"woken"`), or `"unknown"`. Static; never free it.
+ * `"gaveUp"`, `"queued"`, `"woken"`, `"storeStateChanged"`), or `"unknown"`. Static; never
+ * free it.
  */
 const char *tw_event_type_str(uint32_t event_type);
 

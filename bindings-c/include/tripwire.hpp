@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -133,6 +134,15 @@ class Pipeline {
     });
   }
 
+  /**
+   * Run the pipeline's store requests (a `store` in its config) through `store` in execute()
+   * (see tw_pipeline_set_store(); `store.ctx` must outlive the pipeline). tw::make_store()
+   * turns a callable into one.
+   */
+  void set_store(const tw_store &store) {
+    detail::call([&](tw_error **e) { return tw_pipeline_set_store(handle_.get(), &store, e); });
+  }
+
   /** The Prometheus text exposition, labelled `pipeline="<name>"`. */
   std::string prometheus(const std::string &name) const {
     return detail::text([&](char *b, std::size_t c, std::size_t *n, tw_error **e) {
@@ -219,6 +229,111 @@ class RateLimiter {
     void operator()(tw_limiter *l) const noexcept { tw_limiter_free(l); }
   };
   std::unique_ptr<tw_limiter, Free> handle_;
+};
+
+/** The bytes of a ::tw_store_str (not NUL-terminated). */
+inline std::string_view view(tw_store_str s) noexcept { return {s.ptr, s.len}; }
+
+/**
+ * A ::tw_store over `client`, any callable `void(const tw_store_request &, tw_store_reply &)`
+ * that runs the request once (see ::tw_store for the rules). `client` must outlive every
+ * pipeline it is set on. An exception it throws becomes a FAILED reply with its message (it
+ * never crosses the C library).
+ */
+template <typename F>
+tw_store make_store(F &client) {
+  tw_store s{};
+  s.ctx = &client;
+  s.run = [](void *ctx, const tw_store_request *request, tw_store_reply *reply) {
+    try {
+      (*static_cast<F *>(ctx))(*request, *reply);
+    } catch (const std::exception &e) {
+      reply->kind = TW_STORE_REPLY_KIND_FAILED;
+      std::snprintf(reply->message, sizeof reply->message, "%s", e.what());
+    } catch (...) {
+      reply->kind = TW_STORE_REPLY_KIND_FAILED;
+      std::snprintf(reply->message, sizeof reply->message, "%s", "an unknown exception");
+    }
+  };
+  return s;
+}
+
+/** A rate limit shared through a store, without a pipeline (see tw_shared_limiter_new()). */
+class SharedLimiter {
+ public:
+  /** Build from `{"rateLimit", "store", "keyed"?}`; throws tw::Error when refused. */
+  explicit SharedLimiter(std::string_view json) {
+    tw_shared_limiter *l = nullptr;
+    detail::call([&](tw_error **e) { return tw_shared_limiter_new(json.data(), json.size(), &l, e); });
+    handle_.reset(l);
+  }
+
+  /** As above, seeded (reproducible tests). */
+  SharedLimiter(std::string_view json, std::uint64_t seed) {
+    tw_shared_limiter *l = nullptr;
+    detail::call([&](tw_error **e) {
+      return tw_shared_limiter_new_with_seed(json.data(), json.size(), seed, &l, e);
+    });
+    handle_.reset(l);
+  }
+
+  /** The C handle. */
+  tw_shared_limiter *get() const noexcept { return handle_.get(); }
+
+  /** Decide `cost` for `key` at `now_ns`: decided, or a request to run (`decided == false`). */
+  tw_shared_decision check(std::string_view key, std::uint64_t now_ns, std::uint64_t cost = 1) {
+    tw_shared_decision d{};
+    detail::call([&](tw_error **e) {
+      return tw_shared_limiter_check(handle_.get(), key.data(), key.size(), now_ns, cost, &d, e);
+    });
+    return d;
+  }
+
+  /** The request `id` to run (valid until its reply is reported). */
+  tw_store_request request(std::uint64_t id) {
+    tw_store_request r{};
+    detail::call([&](tw_error **e) { return tw_shared_limiter_request(handle_.get(), id, &r, e); });
+    return r;
+  }
+
+  /** Report the reply to request `id` at `now_ns`: the decision. */
+  tw_shared_decision reply(std::uint64_t id, const tw_store_reply &reply, std::uint64_t now_ns) {
+    tw_shared_decision d{};
+    detail::call([&](tw_error **e) {
+      return tw_shared_limiter_reply(handle_.get(), id, &reply, now_ns, &d, e);
+    });
+    return d;
+  }
+
+  /** Check, run the request (if any) through `store`, and report: one decision. */
+  tw_shared_decision decide(const tw_store &store, std::string_view key, std::uint64_t cost = 1) {
+    tw_shared_decision d = check(key, tw_now_ns(), cost);
+    if (d.decided) return d;
+    tw_store_request r = request(d.request);
+    tw_store_reply out{};
+    store.run(store.ctx, &r, &out);
+    return reply(d.request, out, tw_now_ns());
+  }
+
+  /** The store's breaker state (closed: the store is asked). */
+  tw_breaker_state store_state() const {
+    tw_breaker_state s{};
+    detail::call([&](tw_error **e) { return tw_shared_limiter_store_state(handle_.get(), &s, e); });
+    return s;
+  }
+
+  /** The counters as JSON. */
+  std::string metrics_json() const {
+    return detail::text([&](char *b, std::size_t c, std::size_t *n, tw_error **e) {
+      return tw_shared_limiter_metrics_json(handle_.get(), b, c, n, e);
+    });
+  }
+
+ private:
+  struct Free {
+    void operator()(tw_shared_limiter *l) const noexcept { tw_shared_limiter_free(l); }
+  };
+  std::unique_ptr<tw_shared_limiter, Free> handle_;
 };
 
 }  // namespace tw

@@ -14,6 +14,7 @@
 //! | `pipeline.rs` | `tw_pipeline`, the `tw_call_*` step protocol, `tw_pipeline_execute`, `tw_policies` |
 //! | `breaker.rs`, `limiter.rs`, `bulkhead.rs`, `retry.rs`, `health.rs` | one handle each |
 //! | `config.rs` | `tw_config_validate` |
+//! | `store.rs` | a rate limit shared through a store: the STORE step, `tw_shared_limiter`, `tw_store_scripts` |
 #![allow(non_camel_case_types)]
 #![warn(missing_docs)]
 
@@ -26,6 +27,7 @@ pub mod health;
 pub mod limiter;
 pub mod pipeline;
 pub mod retry;
+pub mod store;
 pub mod types;
 mod util;
 

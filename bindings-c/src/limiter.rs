@@ -50,7 +50,7 @@ pub struct tw_rate_decision {
     pub retry_after_ns: u64,
 }
 
-fn decision_out(d: RateDecision) -> Result<tw_rate_decision, Error> {
+pub(crate) fn decision_out(d: RateDecision) -> Result<tw_rate_decision, Error> {
     Ok(match d {
         RateDecision::Allowed => tw_rate_decision {
             allowed: true,

@@ -44,7 +44,7 @@ type Fallback = (
 /// What the pipeline holds behind its mutex.
 #[derive(Debug)]
 pub(crate) struct Inner {
-    core: Pipeline,
+    pub(crate) core: Pipeline,
     /// Wakes for calls driven through the step protocol, for tw_pipeline_poll_wake().
     wakes: VecDeque<tw_call>,
     /// Calls parked inside tw_pipeline_execute(); a wake removes its call and notifies.
@@ -54,6 +54,8 @@ pub(crate) struct Inner {
     /// is briefly unparked, e.g. between its park timing out and its next poll).
     exec_owned: HashSet<tw_call>,
     fallbacks: Arc<[Fallback]>,
+    /// The host's store client and the request copies of step-driven calls.
+    pub(crate) store: crate::store::PipelineStore,
 }
 
 impl Drain for Inner {
@@ -71,6 +73,7 @@ impl Inner {
             exec_parked: Vec::new(),
             exec_owned: HashSet::new(),
             fallbacks: Arc::new([]),
+            store: crate::store::PipelineStore::default(),
         }
     }
 
@@ -96,7 +99,7 @@ impl Inner {
 
 /// A pipeline. Opaque; safe to share between threads (one mutex per pipeline).
 #[derive(Debug)]
-pub struct tw_pipeline(Shared<Inner>);
+pub struct tw_pipeline(pub(crate) Shared<Inner>);
 
 /// What the host does next for a call (::tw_step.kind).
 #[repr(u32)]
@@ -114,6 +117,9 @@ pub enum tw_step_kind {
     Done = 4,
     /// The call failed: see `failure`. The call handle is now invalid.
     Fail = 5,
+    /// Run the store request `request` (a shared rate limit: tw_call_store_request()) once,
+    /// giving up at `until_ns`; then tw_call_report_store() and poll again.
+    Store = 6,
 }
 
 /// How a call failed.
@@ -161,14 +167,18 @@ pub struct tw_step {
     pub has_deadline: bool,
     /// ::TW_STEP_KIND_ATTEMPT: when to cancel it and report ::TW_OUTCOME_TIMEOUT.
     pub deadline_ns: u64,
-    /// ::TW_STEP_KIND_SLEEP (always) and ::TW_STEP_KIND_PARK: whether `until_ns` is set.
+    /// ::TW_STEP_KIND_SLEEP and ::TW_STEP_KIND_STORE (always) and ::TW_STEP_KIND_PARK: whether
+    /// `until_ns` is set.
     pub has_until: bool,
-    /// SLEEP: when to poll again; PARK: when to poll again at the latest.
+    /// SLEEP: when to poll again; PARK: when to poll again at the latest; STORE: when the
+    /// request times out (report ::TW_STORE_REPLY_KIND_TIMEOUT).
     pub until_ns: u64,
     /// ::TW_STEP_KIND_PARK: the bulkhead ticket.
     pub ticket: u64,
     /// ::TW_STEP_KIND_FAIL: how it failed.
     pub failure: tw_failure,
+    /// ::TW_STEP_KIND_STORE: the store request's id.
+    pub request: u64,
 }
 
 const NO_FAILURE: tw_failure = tw_failure {
@@ -190,6 +200,7 @@ fn step_out(step: Step) -> Result<tw_step, Error> {
         until_ns: 0,
         ticket: 0,
         failure: NO_FAILURE,
+        request: 0,
     };
     match step {
         Step::Attempt { attempt, deadline } => {
@@ -205,6 +216,11 @@ fn step_out(step: Step) -> Result<tw_step, Error> {
             out.kind = tw_step_kind::Park;
             out.ticket = ticket;
             (out.has_until, out.until_ns) = opt_instant(until);
+        }
+        Step::Store { request, until } => {
+            out.kind = tw_step_kind::Store;
+            out.request = request.get();
+            (out.has_until, out.until_ns) = (true, until.as_nanos());
         }
         Step::Done { attempts } => {
             out.kind = tw_step_kind::Done;
@@ -293,9 +309,23 @@ unsafe fn pipeline<'a>(p: *const tw_pipeline) -> Result<&'a tw_pipeline, Error> 
 impl tw_pipeline {
     /// Feed an input to the core under the lock, then drain its outputs: wakes (notifying
     /// parked executes), and events to the listener outside the lock.
-    fn input<R>(&self, f: impl FnOnce(&mut Pipeline) -> Result<R, Error>) -> Result<R, Error> {
+    pub(crate) fn input<R>(
+        &self,
+        f: impl FnOnce(&mut Pipeline) -> Result<R, Error>,
+    ) -> Result<R, Error> {
         let mut g = self.0.lock()?;
         let result = f(&mut g.inner.core);
+        self.after_input(g);
+        result
+    }
+
+    /// As `input`, with the store side too.
+    pub(crate) fn input_inner<R>(
+        &self,
+        f: impl FnOnce(&mut Inner) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let mut g = self.0.lock()?;
+        let result = f(&mut g.inner);
         self.after_input(g);
         result
     }
@@ -527,8 +557,13 @@ pub unsafe extern "C" fn tw_call_poll(
             if out.is_null() {
                 return Err(Error::null("out"));
             }
-            let step =
-                p.input(|c| Ok(c.poll(CallId::from_raw(call), Instant::from_nanos(now_ns))?))?;
+            let step = p.input_inner(|i| {
+                let step = i
+                    .core
+                    .poll(CallId::from_raw(call), Instant::from_nanos(now_ns))?;
+                crate::store::PipelineStore::after_poll(i, call, &step);
+                Ok(step)
+            })?;
             put(out, "out", step_out(step)?)
         })
     }
@@ -574,8 +609,11 @@ pub unsafe extern "C" fn tw_call_end(
     // SAFETY: pointers per the contract.
     unsafe {
         guard(err, || {
-            pipeline(p)?
-                .input(|c| Ok(c.cancel(CallId::from_raw(call), Instant::from_nanos(now_ns))?))
+            pipeline(p)?.input_inner(|i| {
+                i.store.forget(call);
+                Ok(i.core
+                    .cancel(CallId::from_raw(call), Instant::from_nanos(now_ns))?)
+            })
         })
     }
 }
@@ -1075,6 +1113,9 @@ fn execute(
                 p.input(|c| Ok(c.report(call, report, Instant::from_nanos(now))?))?;
             }
             Step::Sleep { until } => sleep_until(until.as_nanos()),
+            Step::Store { request, until } => {
+                crate::store::execute_step(p, call, request, until)?;
+            }
             Step::Done { .. } => {
                 owned.finished = true;
                 return Ok(());

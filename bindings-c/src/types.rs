@@ -124,6 +124,9 @@ pub enum tw_event_type {
     Queued = 5,
     /// A released slot was handed to the queued call holding `ticket`.
     Woken = 6,
+    /// The breaker around a shared rate limit's store changed state (`from`, `to`): open means
+    /// the store is not asked and `store.onUnavailable` decides.
+    StoreStateChanged = 7,
     /// An event this version does not describe (only `at_ns` is set).
     Other = 255,
 }
@@ -207,6 +210,11 @@ impl From<Event> for tw_event {
             EventKind::Woken { ticket } => {
                 out.r#type = tw_event_type::Woken;
                 out.ticket = ticket;
+            }
+            EventKind::StoreStateChanged { from, to } => {
+                out.r#type = tw_event_type::StoreStateChanged;
+                out.from = from.into();
+                out.to = to.into();
             }
             // EventKind is #[non_exhaustive].
             _ => out.r#type = tw_event_type::Other,
@@ -344,7 +352,7 @@ static STATE_NAMES: [[u8; 32]; 5] = [
 
 const CLOSED: BreakerState = BreakerState::Closed;
 
-static EVENT_NAMES: [[u8; 32]; 6] = [
+static EVENT_NAMES: [[u8; 32]; 7] = [
     nul(EventKind::StateChanged {
         from: CLOSED,
         to: CLOSED,
@@ -367,6 +375,11 @@ static EVENT_NAMES: [[u8; 32]; 6] = [
     .name()),
     nul(EventKind::Queued { ticket: 0 }.name()),
     nul(EventKind::Woken { ticket: 0 }.name()),
+    nul(EventKind::StoreStateChanged {
+        from: CLOSED,
+        to: CLOSED,
+    }
+    .name()),
 ];
 
 /// The kind's public name (`"circuitOpen"`, the same in every language; `"none"` for
@@ -393,7 +406,8 @@ pub extern "C" fn tw_breaker_state_str(state: RawBreakerState) -> *const std::ff
 }
 
 /// The event type's public name (`"stateChanged"`, `"rejected"`, `"retryScheduled"`,
-/// `"gaveUp"`, `"queued"`, `"woken"`), or `"unknown"`. Static; never free it.
+/// `"gaveUp"`, `"queued"`, `"woken"`, `"storeStateChanged"`), or `"unknown"`. Static; never
+/// free it.
 #[no_mangle]
 pub extern "C" fn tw_event_type_str(event_type: u32) -> *const std::ffi::c_char {
     crate::error::guard_value(c"unknown".as_ptr(), || {
@@ -427,6 +441,7 @@ mod tests {
         assert_eq!(s(tw_breaker_state_str(5)), "unknown");
         assert_eq!(s(tw_event_type_str(1)), "stateChanged");
         assert_eq!(s(tw_event_type_str(6)), "woken");
+        assert_eq!(s(tw_event_type_str(7)), "storeStateChanged");
         assert_eq!(s(tw_event_type_str(0)), "unknown");
     }
 }

@@ -2,6 +2,11 @@
  * difference. The format is tests/vectors/README.md; the reference runner is
  * core/tests/vectors (one .rs per kind), whose meaning this file follows op by op. cJSON parses.
  *
+ * `sharedRateLimit` vectors, and every `gcra` rate-limit vector a second time, run through
+ * tw_shared_limiter, the hiredis adapter (bindings-c/adapters) and the real script on the Redis
+ * of TRIPWIRE_REDIS_URL (FLUSHALL before each); without it they are skipped, unless
+ * TRIPWIRE_REQUIRE_REDIS is set (scripts/ci/test-c.sh sets both).
+ *
  * Usage: vectors <dir>
  */
 #define _POSIX_C_SOURCE 200809L
@@ -14,6 +19,7 @@
 #include <string.h>
 
 #include "tripwire.h"
+#include "tw_hiredis.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -216,6 +222,7 @@ static cJSON *event_json(const tw_event *e) {
   cJSON_AddStringToObject(o, "type", tw_event_type_str(e->type));
   switch (e->type) {
     case TW_EVENT_TYPE_STATE_CHANGED:
+    case TW_EVENT_TYPE_STORE_STATE_CHANGED:
       cJSON_AddStringToObject(o, "from", tw_breaker_state_str(e->from));
       cJSON_AddStringToObject(o, "to", tw_breaker_state_str(e->to));
       break;
@@ -1078,6 +1085,168 @@ out:
   return rc;
 }
 
+/* ---------------------------------------------------------------- sharedRateLimit */
+
+static redisContext *redis_conn, *redis_admin;
+static tw_hiredis *redis_store; /* NULL without TRIPWIRE_REDIS_URL: shared vectors are skipped */
+
+static redisContext *redis_connect(const char *url) {
+  char host[256] = "127.0.0.1";
+  int port = 6379;
+  if (sscanf(url, "redis://%255[^:/]:%d", host, &port) < 1) return NULL;
+  struct timeval tv = {1, 0};
+  return redisConnectWithTimeout(host, port, tv);
+}
+
+static cJSON *shared_decision_json(const tw_shared_decision *d, bool sent) {
+  cJSON *o = decision_json(&d->decision);
+  cJSON_AddStringToObject(o, "source", tw_store_source_str(d->source));
+  cJSON_AddBoolToObject(o, "sent", sent);
+  return o;
+}
+
+/* One shared check at the step's time: a request is run on Redis, or answered as the step's
+ * `reply` says (timeout, unavailable, failed). */
+static int shared_check(tw_shared_limiter *l, const cJSON *step, const char *key, cJSON **actual,
+                        const char *ctx) {
+  uint64_t now = at(step);
+  tw_shared_decision d;
+  TRY(tw_shared_limiter_check(l, key, strlen(key), now, to_u64(num(step, "cost", 1.0)), &d, ERR), ctx);
+  bool sent = !d.decided;
+  if (sent) {
+    tw_store_request req;
+    TRY(tw_shared_limiter_request(l, d.request, &req, ERR), ctx);
+    tw_store_reply reply;
+    memset(&reply, 0, sizeof reply);
+    const char *how = str(step, "reply");
+    if (how == NULL || strcmp(how, "store") == 0) {
+      tw_hiredis_run(redis_store, &req, &reply);
+      if (reply.kind != TW_STORE_REPLY_KIND_VALUES) {
+        fail("%s: Redis did not answer the script (kind %u: %s)", ctx, reply.kind, reply.message);
+        goto out;
+      }
+    } else if (strcmp(how, "timeout") == 0) {
+      reply.kind = TW_STORE_REPLY_KIND_TIMEOUT;
+    } else if (strcmp(how, "unavailable") == 0) {
+      reply.kind = TW_STORE_REPLY_KIND_UNAVAILABLE;
+    } else if (strcmp(how, "failed") == 0) {
+      reply.kind = TW_STORE_REPLY_KIND_FAILED;
+      snprintf(reply.message, sizeof reply.message, "WRONGTYPE Operation against a key");
+    } else {
+      fail("%s: unknown reply %s", ctx, how);
+      goto out;
+    }
+    TRY(tw_shared_limiter_reply(l, d.request, &reply, now, &d, ERR), ctx);
+  }
+  *actual = shared_decision_json(&d, sent);
+  return 0;
+out:
+  return -1;
+}
+
+static int run_shared(const cJSON *v) {
+  int rc = -1;
+  char *config = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(v, "config"));
+  tw_shared_limiter *l = NULL;
+  char ctx[64];
+  TRY(tw_shared_limiter_new_with_seed(config, strlen(config), to_u64(num(v, "seed", 0.0)), &l, ERR), "config");
+  TRY(tw_shared_limiter_use_host_clock(l, true, ERR), "config");
+  const cJSON *step;
+  int i = 0;
+  cJSON_ArrayForEach(step, cJSON_GetObjectItemCaseSensitive(v, "steps")) {
+    step_ctx(ctx, sizeof ctx, i++, step);
+    const char *op = str(step, "op");
+    cJSON *actual = NULL;
+    if (strcmp(op, "check") == 0) {
+      const char *key = str(step, "key");
+      if (shared_check(l, step, key ? key : "", &actual, ctx) != 0) goto out;
+    } else if (strcmp(op, "storeState") == 0) {
+      tw_breaker_state s;
+      TRY(tw_shared_limiter_store_state(l, &s, ERR), ctx);
+      actual = cJSON_CreateString(tw_breaker_state_str(s));
+    } else if (strcmp(op, "metrics") == 0) {
+      char buf[1024];
+      TRY(tw_shared_limiter_metrics_json(l, buf, sizeof buf, NULL, ERR), ctx);
+      actual = cJSON_Parse(buf);
+    } else if (strcmp(op, "events") == 0) {
+      cJSON *list = cJSON_CreateArray();
+      for (;;) {
+        tw_event e;
+        tw_error *err = NULL;
+        tw_status st = tw_shared_limiter_poll_event(l, &e, &err);
+        if (st != TW_STATUS_OK) { cJSON_Delete(list); ok(st, err, ctx); goto out; }
+        if (e.type == TW_EVENT_TYPE_NONE) break;
+        cJSON_AddItemToArray(list, event_json(&e));
+      }
+      if (expect_always(step, list, ctx) != 0) goto out;
+      continue;
+    } else {
+      fail("%s: unknown sharedRateLimit op", ctx);
+      goto out;
+    }
+    if (expect(step, actual, ctx) != 0) goto out;
+  }
+  rc = 0;
+out:
+  tw_shared_limiter_free(l);
+  free(config);
+  return rc;
+}
+
+/* Whether a rateLimit vector replays through the shared path: every limit gcra. */
+static int is_gcra(const cJSON *v) {
+  const char *kind = str(v, "kind");
+  if (!kind || strcmp(kind, "rateLimit") != 0) return 0;
+  const cJSON *c = cJSON_GetObjectItemCaseSensitive(v, "config");
+  if (cJSON_IsArray(c)) {
+    const cJSON *limit;
+    cJSON_ArrayForEach(limit, c) {
+      const char *a = str(limit, "algorithm");
+      if (!a || strcmp(a, "gcra") != 0) return 0;
+    }
+    return 1;
+  }
+  const char *a = str(c, "algorithm");
+  return a && strcmp(a, "gcra") == 0;
+}
+
+/* A gcra rate-limit vector's checks through the shared path: the same answers. */
+static int replay_gcra(const cJSON *v) {
+  int rc = -1;
+  cJSON *shared = cJSON_CreateObject();
+  cJSON_AddItemToObject(shared, "rateLimit", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(v, "config"), 1));
+  char key[256];
+  snprintf(key, sizeof key, "vectors:%s", str(v, "name") ? str(v, "name") : "vector");
+  cJSON_AddStringToObject(cJSON_AddObjectToObject(shared, "store"), "key", key);
+  char *config = cJSON_PrintUnformatted(shared);
+  cJSON_Delete(shared);
+  tw_shared_limiter *l = NULL;
+  char ctx[80];
+  TRY(tw_shared_limiter_new_with_seed(config, strlen(config), 0, &l, ERR), "shared config");
+  TRY(tw_shared_limiter_use_host_clock(l, true, ERR), "shared config");
+  const cJSON *step;
+  int i = 0;
+  cJSON_ArrayForEach(step, cJSON_GetObjectItemCaseSensitive(v, "steps")) {
+    char sub[64];
+    step_ctx(sub, sizeof sub, i++, step);
+    snprintf(ctx, sizeof ctx, "shared %s", sub);
+    if (strcmp(str(step, "op"), "check") != 0) continue;
+    cJSON *actual = NULL;
+    if (shared_check(l, step, "", &actual, ctx) != 0) goto out;
+    if (expect(step, actual, ctx) != 0) goto out;
+  }
+  rc = 0;
+out:
+  tw_shared_limiter_free(l);
+  free(config);
+  return rc;
+}
+
+static void redis_flushall(void) {
+  redisReply *r = redisCommand(redis_admin, "FLUSHALL");
+  if (r) freeReplyObject(r);
+}
+
 /* ---------------------------------------------------------------- config */
 
 static int run_config(const cJSON *v) {
@@ -1142,7 +1311,23 @@ int main(int argc, char **argv) {
   }
   closedir(d);
   qsort(names, n, sizeof *names, by_name);
-  size_t failed = 0;
+  const char *url = getenv("TRIPWIRE_REDIS_URL");
+  if (url && *url) {
+    redis_conn = redis_connect(url);
+    redis_admin = redis_connect(url);
+    const char *why = NULL;
+    redis_store = tw_hiredis_new(redis_conn, &why);
+    if (!redis_store || !redis_admin || redis_admin->err) {
+      fprintf(stderr, "vectors: cannot use Redis at %s: %s\n", url, why ? why : redis_admin ? redis_admin->errstr : "?");
+      return 2;
+    }
+    redisReply *flushed = redisCommand(redis_admin, "SCRIPT FLUSH"); /* the first request meets NOSCRIPT */
+    if (flushed) freeReplyObject(flushed);
+  } else if (getenv("TRIPWIRE_REQUIRE_REDIS")) {
+    fprintf(stderr, "vectors: TRIPWIRE_REQUIRE_REDIS is set but TRIPWIRE_REDIS_URL is not\n");
+    return 2;
+  }
+  size_t failed = 0, skipped = 0, through_redis = 0;
   for (size_t i = 0; i < n; i++) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, names[i]);
@@ -1162,7 +1347,21 @@ int main(int argc, char **argv) {
     else if (strcmp(kind, "retry") == 0) r = run_retry(v);
     else if (strcmp(kind, "health") == 0) r = run_health(v);
     else if (strcmp(kind, "config") == 0) r = run_config(v);
-    else r = fail("unknown kind %s", kind);
+    else if (strcmp(kind, "sharedRateLimit") == 0) {
+      if (redis_store) {
+        redis_flushall();
+        through_redis++;
+        r = run_shared(v);
+      } else {
+        skipped++;
+        r = 0;
+      }
+    } else r = fail("unknown kind %s", kind);
+    if (r == 0 && redis_store && is_gcra(v)) {
+      redis_flushall();
+      through_redis++;
+      r = replay_gcra(v);
+    }
     if (r != 0) {
       failed++;
       printf("FAIL %s: %s\n", names[i], failure_text);
@@ -1171,6 +1370,23 @@ int main(int argc, char **argv) {
     free(names[i]);
   }
   free(names);
-  printf("vectors: %zu passed, %zu failed\n", n - failed, failed);
+  printf("vectors: %zu passed, %zu failed", n - failed - skipped, failed);
+  if (redis_store) {
+    /* The script was loaded once, by the EVAL after the first NOSCRIPT (FLUSHALL keeps it). */
+    tw_hiredis_counters c;
+    tw_hiredis_get_counters(redis_store, &c);
+    printf("; %zu replayed through Redis (%llu requests, %llu EVAL)", through_redis,
+           (unsigned long long)c.sent, (unsigned long long)c.evals);
+    if (c.evals != 1 || through_redis < 4) {
+      printf("\nFAIL: expected exactly one EVAL and at least 4 vectors through Redis");
+      failed++;
+    }
+    tw_hiredis_free(redis_store);
+    redisFree(redis_conn);
+    redisFree(redis_admin);
+  } else if (skipped) {
+    printf("; %zu sharedRateLimit vectors SKIPPED (no TRIPWIRE_REDIS_URL)", skipped);
+  }
+  printf("\n");
   return failed == 0 && n > 0 ? 0 : 1;
 }

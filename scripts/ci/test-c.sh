@@ -4,6 +4,11 @@
 # the static and the shared library; the same under ASan+UBSan and under valgrind (zero leaks,
 # zero errors); the stress test under TSan; `make install` into a temporary prefix and the
 # README's quick start built with pkg-config.
+# The shared rate limit runs against a private redis-server (scripts/ci/redis.sh) through the
+# hiredis adapter (bindings-c/adapters): the vectors replay sharedRateLimit and gcra vectors on
+# the real script, store.c tests pipelines, the step protocol, the raw shared limiter and the
+# store down (closed port, SIGSTOP), store.cpp the C++ layer; the fleet quick start
+# (examples/c/fleet.c) and a 1 s run of the fleet worker (tests/fleet/worker.c).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -46,6 +51,11 @@ run() { # run NAME CMD...: a test program; its own output is shown
 
 # --- build, and the committed header must be what cbindgen generates ----------------------
 bash scripts/ci/build-c.sh >/dev/null
+# A private redis-server (and hiredis) for the shared rate limit; stopped on exit.
+# shellcheck source=scripts/ci/redis.sh
+source scripts/ci/redis.sh
+redis_start
+export TRIPWIRE_REQUIRE_REDIS=1
 if git rev-parse --git-dir >/dev/null 2>&1; then
   if ! git diff --exit-code -- bindings-c/include/tripwire.h; then
     echo "test-c: bindings-c/include/tripwire.h is out of date: rebuild (make c) and commit it" >&2
@@ -58,6 +68,9 @@ CFLAGS=(-std=c11 -Wall -Wextra -Werror -g -I"$INC")
 CXXFLAGS=(-std=c++17 -Wall -Wextra -Werror -g -I"$INC")
 SYSLIBS=(-lpthread -ldl -lm)
 STATIC="$REL/libtripwire.a"
+# The hiredis adapter is compiled into the programs that use it, as users do.
+ADAPTER=(-I"$ROOT/bindings-c/adapters" "$ROOT/bindings-c/adapters/tw_hiredis.c")
+flushall() { redis-cli -p "$TRIPWIRE_REDIS_PORT" FLUSHALL >/dev/null; }
 
 # --- plain builds: static and shared ------------------------------------------------------
 gcc "${CFLAGS[@]}" -O1 "$T/api.c" "$STATIC" "${SYSLIBS[@]}" -o "$OUT/api"
@@ -66,19 +79,25 @@ mkdir -p "$OUT/shlib"
 ln -sf "$REL/libtripwire.so" "$OUT/shlib/libtripwire.so.0"
 ln -sf "$REL/libtripwire.so" "$OUT/shlib/libtripwire.so"
 gcc "${CFLAGS[@]}" -O1 "$T/api.c" -L"$OUT/shlib" -ltripwire -Wl,-rpath,"$OUT/shlib" -o "$OUT/api-shared"
-gcc "${CFLAGS[@]}" -O1 "$T/vectors.c" "$STATIC" -lcjson "${SYSLIBS[@]}" -o "$OUT/vectors"
+gcc "${CFLAGS[@]}" -O1 "$T/vectors.c" "${ADAPTER[@]}" "$STATIC" -lcjson -lhiredis "${SYSLIBS[@]}" -o "$OUT/vectors"
 gcc "${CFLAGS[@]}" -O1 "$T/stress.c" "$STATIC" "${SYSLIBS[@]}" -o "$OUT/stress"
 g++ "${CXXFLAGS[@]}" -O1 "$T/example.cpp" "$STATIC" "${SYSLIBS[@]}" -o "$OUT/example"
+gcc "${CFLAGS[@]}" -O1 "$T/store.c" "${ADAPTER[@]}" "$STATIC" -lhiredis "${SYSLIBS[@]}" -o "$OUT/store"
+g++ "${CXXFLAGS[@]}" -O1 "$T/store.cpp" "$STATIC" "${SYSLIBS[@]}" -o "$OUT/store-cpp"
 run api "$OUT/api"
 run api-shared "$OUT/api-shared"
 run vectors "$OUT/vectors" "$ROOT/tests/vectors"
 run stress "$OUT/stress"
 run example.cpp "$OUT/example"
+run store "$OUT/store"
+run store.cpp "$OUT/store-cpp"
 
 # --- ASan + UBSan (LeakSanitizer included), everything -------------------------------------
 SAN=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
 gcc "${CFLAGS[@]}" "${SAN[@]}" "$T/api.c" "$STATIC" "${SYSLIBS[@]}" -o "$OUT/api-asan"
-gcc "${CFLAGS[@]}" "${SAN[@]}" "$T/vectors.c" "$STATIC" -lcjson "${SYSLIBS[@]}" -o "$OUT/vectors-asan"
+gcc "${CFLAGS[@]}" "${SAN[@]}" "$T/vectors.c" "${ADAPTER[@]}" "$STATIC" -lcjson -lhiredis "${SYSLIBS[@]}" -o "$OUT/vectors-asan"
+gcc "${CFLAGS[@]}" "${SAN[@]}" "$T/store.c" "${ADAPTER[@]}" "$STATIC" -lhiredis "${SYSLIBS[@]}" -o "$OUT/store-asan"
+g++ "${CXXFLAGS[@]}" "${SAN[@]}" "$T/store.cpp" "$STATIC" "${SYSLIBS[@]}" -o "$OUT/store-cpp-asan"
 gcc "${CFLAGS[@]}" "${SAN[@]}" "$T/stress.c" "$STATIC" "${SYSLIBS[@]}" -o "$OUT/stress-asan"
 g++ "${CXXFLAGS[@]}" "${SAN[@]}" "$T/example.cpp" "$STATIC" "${SYSLIBS[@]}" -o "$OUT/example-asan"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86
@@ -87,6 +106,8 @@ run api-asan "$OUT/api-asan"
 run vectors-asan "$OUT/vectors-asan" "$ROOT/tests/vectors"
 run stress-asan "$OUT/stress-asan"
 run example-asan "$OUT/example-asan"
+run store-asan "$OUT/store-asan"
+run store.cpp-asan "$OUT/store-cpp-asan"
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 # --- valgrind: zero errors, zero leaks of any kind -----------------------------------------
@@ -96,6 +117,9 @@ run api-shared-valgrind "${VG[@]}" "$OUT/api-shared"
 run vectors-valgrind "${VG[@]}" "$OUT/vectors" "$ROOT/tests/vectors"
 run stress-valgrind "${VG[@]}" "$OUT/stress"
 run example-valgrind "${VG[@]}" "$OUT/example"
+# Latency bounds widen under valgrind (each call is many times slower).
+TW_TEST_SLACK_MS=400 run store-valgrind "${VG[@]}" "$OUT/store"
+run store.cpp-valgrind "${VG[@]}" "$OUT/store-cpp"
 
 # --- TSan: the stress test, with the Rust library itself built with -Zsanitizer=thread -----
 # Rust's std Mutex is futex-based and invisible to an uninstrumented TSan view, so the library
@@ -116,6 +140,9 @@ git checkout -q -- bindings-c/include/tripwire.h 2>/dev/null || true
 if [ -n "$tsan_lib" ]; then
   gcc "${CFLAGS[@]}" -O1 -fsanitize=thread -fno-builtin "$T/stress.c" "$T/tsan_shim.c" "$tsan_lib" "${SYSLIBS[@]}" -o "$OUT/stress-tsan"
   TSAN_OPTIONS="halt_on_error=1:exitcode=66" run stress-tsan "$OUT/stress-tsan"
+  # Threads through one pipeline and one adapter (store.c); hiredis itself is not instrumented.
+  gcc "${CFLAGS[@]}" -O1 -fsanitize=thread -fno-builtin "$T/store.c" "${ADAPTER[@]}" "$T/tsan_shim.c" "$tsan_lib" -lhiredis "${SYSLIBS[@]}" -o "$OUT/store-tsan"
+  TSAN_OPTIONS="halt_on_error=1:exitcode=66" TW_TEST_SLACK_MS=100 run store-tsan "$OUT/store-tsan"
 else
   echo "test-c: FAILED: no nightly toolchain with rust-src for the instrumented TSan build"
   failed=$((failed + 1))
@@ -129,9 +156,34 @@ else
   failed=$((failed + 1))
 fi
 
+# --- the fleet quick start (two pipelines, one key, one Redis) and the fleet worker ---------
+gcc "${CFLAGS[@]}" -O1 "$ROOT/examples/c/fleet.c" "${ADAPTER[@]}" "$STATIC" -lhiredis "${SYSLIBS[@]}" -o "$OUT/fleet"
+flushall
+# shellcheck disable=SC2016
+run fleet-example sh -c 'out=$("$1") && echo "$out" && [ "$out" = "admitted: instance A 3, instance B 2, together 5 of 10" ]' \
+  fleet-example "$OUT/fleet"
+flushall
+redis-cli -p "$TRIPWIRE_REDIS_PORT" SCRIPT FLUSH >/dev/null
+FLEET_OUT="$OUT/fleet-worker.out"
+rm -f "$FLEET_OUT"
+# shellcheck disable=SC2016
+run fleet-worker sh -c '
+  summary=$("$1" --url "$TRIPWIRE_REDIS_URL" --seconds 1 --callers 2 --out "$2" --seed 1 \
+    --config "{\"rateLimit\": {\"algorithm\": \"gcra\", \"rate\": \"200/s\", \"burst\": 20}, \"store\": {\"key\": \"fleet\"}, \"retry\": {}}") || exit 1
+  echo "$summary"
+  echo "$summary" | grep -Eq "^\{\"lang\": \"c\", \"decisions\": [0-9]+, \"admitted\": [0-9]+, \"sent\": [0-9]+, \"evals\": [12], \"timeouts\": 0, \"unavailable\": 0\}$" || exit 1
+  lines=$(wc -l <"$2")
+  decisions=$(echo "$summary" | sed "s/.*\"decisions\": \([0-9]*\).*/\1/")
+  admitted=$(echo "$summary" | sed "s/.*\"admitted\": \([0-9]*\).*/\1/")
+  [ "$lines" -eq "$decisions" ] || exit 1
+  # One line per decision; over 1 s at 200/s, burst 20, at most 20 + 200 (and a few for the last decisions past 1 s).
+  grep -Evq "^(store [01] [0-9]+ [0-9]+|(cache|fallback) [01] 0 0) [0-9]+$" "$2" && exit 1
+  [ "$admitted" -le 225 ] && [ "$admitted" -ge 150 ]
+' fleet-worker "$TARGET/fleet/worker-c" "$FLEET_OUT"
+
 # --- make install into a temporary prefix; the quick start via pkg-config ------------------
 PREFIX=$(mktemp -d)
-trap 'rm -rf "$PREFIX"' EXIT
+trap 'rm -rf "$PREFIX"; redis_stop' EXIT
 bash scripts/ci/install-c.sh "$PREFIX" >/dev/null
 export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig"
 # shellcheck disable=SC2046
