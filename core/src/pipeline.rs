@@ -757,6 +757,8 @@ pub struct Pipeline {
     shared: Option<SharedLimiter>,
     /// The fleet side of the breaker with `circuitBreaker.share`.
     shared_breaker: Option<SharedBreaker>,
+    /// The highest request number any shared limiter or breaker of this pipeline reached.
+    request_floor: u64,
     bulkhead: Option<Bulkhead>,
     breaker: Option<CircuitBreaker>,
     retry: Option<Retry>,
@@ -862,6 +864,7 @@ impl Pipeline {
         });
         Ok(Pipeline {
             shared_breaker: new_shared_breaker(&config, seed)?,
+            request_floor: 0,
             shared,
             layout: Layout::new(&config),
             rng: Rng::new(seed),
@@ -1375,6 +1378,13 @@ impl Pipeline {
         if let Some(s) = self.shared_breaker.as_mut() {
             s.use_host_clock(on);
         }
+    }
+
+    /// The last error reply of the shared rate limit's store (`CROSSSLOT`, `NOPERM`,
+    /// `WRONGTYPE`…: a deployment mistake; [`PipelineStats::store`] counts them).
+    #[must_use]
+    pub fn store_last_error(&self) -> Option<&str> {
+        self.shared.as_ref()?.last_error()
     }
 
     /// The shared rate limit, with a `store`.
@@ -1949,10 +1959,28 @@ impl Pipeline {
             (Some(k), None) => self.keyed = Some(new_keyed_map(k, self.rng.next_u64())),
             (None, _) => self.keyed = None,
         }
-        if let Some(shared) = new_shared_limiter {
+        // Request ids stay unique across rebuilds (and removals and re-additions): a call
+        // still waiting on an old request must never take another call's new one.
+        let floor = self
+            .shared
+            .as_ref()
+            .map_or(0, SharedLimiter::next_request_number)
+            .max(
+                self.shared_breaker
+                    .as_ref()
+                    .map_or(0, SharedBreaker::next_request_number),
+            );
+        self.request_floor = self.request_floor.max(floor);
+        if let Some(mut shared) = new_shared_limiter {
+            if let Some(new) = shared.as_mut() {
+                new.number_requests_from(self.request_floor);
+            }
             self.shared = shared;
         }
-        if let Some(sb) = new_shared_breaker {
+        if let Some(mut sb) = new_shared_breaker {
+            if let Some(new) = sb.as_mut() {
+                new.number_requests_from(self.request_floor);
+            }
             self.shared_breaker = sb;
         }
         if self.keyed.is_some() || self.shared.is_some() {
@@ -2351,13 +2379,25 @@ mod tests {
         assert!(matches!(p.poll(c, ms(3)).unwrap(), Step::Done { .. }));
 
         // A reserved wait sleeps from the reply; a denial fails with the store's retry-after.
-        let c = p.begin(ms(10), None);
-        expect_store(&mut p, c, ms(10));
-        p.report_store(c, script_reply(0, 150), ms(12)).unwrap();
-        assert_eq!(p.poll(c, ms(12)).unwrap(), Step::Sleep { until: ms(162) });
-        assert!(matches!(p.poll(c, ms(162)).unwrap(), Step::Attempt { .. }));
-        p.report(c, Report::SUCCESS, ms(163)).unwrap();
-        let _ = p.poll(c, ms(163)).unwrap();
+        // A reply after the request's timeout (25 ms) counts as a timeout: the fallback
+        // (a local limiter, fresh) decides.
+        let late = p.begin(ms(4), None);
+        expect_store(&mut p, late, ms(4));
+        p.report_store(late, script_reply(1, 999), ms(29)).unwrap();
+        assert!(matches!(
+            p.poll(late, ms(29)).unwrap(),
+            Step::Attempt { .. }
+        ));
+        p.report(late, Report::SUCCESS, ms(29)).unwrap();
+        let _ = p.poll(late, ms(29)).unwrap();
+        assert_eq!(p.stats().store.unwrap().timeouts, 1);
+        let c = p.begin(ms(30), None);
+        expect_store(&mut p, c, ms(30));
+        p.report_store(c, script_reply(0, 150), ms(32)).unwrap();
+        assert_eq!(p.poll(c, ms(32)).unwrap(), Step::Sleep { until: ms(182) });
+        assert!(matches!(p.poll(c, ms(182)).unwrap(), Step::Attempt { .. }));
+        p.report(c, Report::SUCCESS, ms(183)).unwrap();
+        let _ = p.poll(c, ms(183)).unwrap();
         let c = p.begin(ms(200), None);
         expect_store(&mut p, c, ms(200));
         p.report_store(c, script_reply(1, 400), ms(201)).unwrap();
@@ -2375,7 +2415,7 @@ mod tests {
         };
         assert_eq!(f.retry_after, Some(Duration::from_millis(370)));
         let s = p.stats().store.unwrap();
-        assert_eq!((s.requests, s.store_allowed, s.store_waited), (3, 1, 1));
+        assert_eq!((s.requests, s.store_allowed, s.store_waited), (4, 1, 1));
         assert_eq!((s.store_denied, s.cache_denied, s.in_flight), (1, 1, 0));
         assert_eq!(p.stats().failed(ErrorKind::RateLimited), 2);
     }
@@ -2429,7 +2469,12 @@ mod tests {
         // The old limiter's request is unknown to the new one: the call asks again.
         let id = expect_store(&mut p, c, ms(2));
         assert_eq!(p.store_request(id).unwrap().keys, ["tw:{rl:api2:}:0"]);
-        let _ = old;
+        // Ids go on after the old limiter's: a reply to the old request can never be taken
+        // for another call's new one (found by the C binding's tests).
+        assert!(id.get() > old.get(), "{id:?} reuses an id of {old:?}");
+        let d = p.begin(ms(2), None);
+        let id_d = expect_store(&mut p, d, ms(2));
+        assert_ne!(id_d, old);
         // Removing the store brings the local limiter back.
         let local =
             PipelineConfig::from_json(r#"{"rateLimit": {"rate": "1/s", "burst": 1}}"#).unwrap();
@@ -2438,6 +2483,14 @@ mod tests {
         assert!(matches!(p.poll(c, ms(4)).unwrap(), Step::Attempt { .. }));
         assert!(p.stats().store.is_none());
         assert!(p.stats().rate_limit.is_some());
+        // Re-adding a store numbers requests after every earlier one.
+        let back = PipelineConfig::from_json(
+            r#"{"rateLimit": {"algorithm": "gcra", "rate": "20/s"}, "store": {"key": "api"}}"#,
+        )
+        .unwrap();
+        p.reconfigure(back, ms(5)).unwrap();
+        let e = p.begin(ms(5), None);
+        assert!(expect_store(&mut p, e, ms(5)).get() > id.get());
     }
 
     #[test]

@@ -305,6 +305,17 @@ impl SharedBreaker {
         })
     }
 
+    /// The next request number (ids must stay unique across a `reconfigure` that rebuilds
+    /// this: a call still waiting on an old request must never share its id with a new one).
+    pub(crate) fn next_request_number(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Number requests from at least `n` on.
+    pub(crate) fn number_requests_from(&mut self, n: u64) {
+        self.next_id = self.next_id.max(n);
+    }
+
     /// Whether this id names one of ours.
     pub(crate) fn owns(id: RequestId) -> bool {
         id.get() & SHARE_ID_BIT != 0
@@ -500,6 +511,12 @@ impl SharedBreaker {
             .pending
             .remove(&id.get())
             .ok_or(UsageError::UnknownCall)?;
+        // A reply after the request's timeout is a timeout, whatever it says.
+        let reply = if now >= pending.sent.saturating_add(pending.request.timeout) {
+            StoreReply::Timeout
+        } else {
+            reply
+        };
         let values = match &reply {
             StoreReply::Values(v) if v.len() >= 8 && (0..=2).contains(&v[0]) => Some(v.clone()),
             _ => None,

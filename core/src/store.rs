@@ -593,6 +593,17 @@ impl SharedLimiter {
         &self.config
     }
 
+    /// The next request number (ids must stay unique across a `reconfigure` that rebuilds
+    /// this: a call still waiting on an old request must never share its id with a new one).
+    pub(crate) fn next_request_number(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Number requests from at least `n` on.
+    pub(crate) fn number_requests_from(&mut self, n: u64) {
+        self.next_id = self.next_id.max(n);
+    }
+
     /// The smallest `maxWait` of the limits, ns.
     #[must_use]
     pub fn max_wait_nanos(&self) -> u64 {
@@ -695,6 +706,13 @@ impl SharedLimiter {
         let now = self.clock.observe(now);
         let Some(mut pending) = self.pending.remove(&id.0) else {
             return Err(UsageError::UnknownCall);
+        };
+        // A reply after the request's timeout is a timeout, whatever it says: the call must not
+        // have waited for it (a host that does not enforce timeouts gets the same answer).
+        let reply = if now >= pending.sent.saturating_add(pending.request.timeout) {
+            StoreReply::Timeout
+        } else {
+            reply
         };
         self.metrics.in_flight = self.pending.len() as u64;
         let permit = pending.permit.take();

@@ -248,8 +248,11 @@ fn breaker_mode(a: &Args) {
                                     u8::from(trial),
                                     wall_ns()
                                 ));
-                                let report =
-                                    if fails { Report::failure(false, None) } else { Report::SUCCESS };
+                                let report = if fails {
+                                    Report::failure(false, None)
+                                } else {
+                                    Report::SUCCESS
+                                };
                                 let _ = p.lock().unwrap().report(c, report, now());
                             }
                             Step::Sleep { until } => {
@@ -259,7 +262,11 @@ fn breaker_mode(a: &Args) {
                             _ => break,
                         }
                     }
-                    let s = p.lock().unwrap().breaker().map_or(BreakerState::Closed, |b| b.state());
+                    let s = p
+                        .lock()
+                        .unwrap()
+                        .breaker()
+                        .map_or(BreakerState::Closed, |b| b.state());
                     if s != state {
                         lines.push_str(&format!("state {} {}\n", wall_ns(), s.as_str()));
                         state = s;
