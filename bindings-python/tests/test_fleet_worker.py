@@ -21,7 +21,7 @@ def test_the_fleet_worker_output(redis_url: str, tmp_path: pathlib.Path) -> None
     admin.flushall()
     admin.close()
     out = tmp_path / "decisions"
-    config = {"rateLimit": {"algorithm": "gcra", "rate": "200/s", "burst": 20}, "store": {"key": "worker-test"}}
+    config = {"rateLimit": {"algorithm": "gcra", "rate": "200/s", "burst": 20}, "store": {"key": "worker-test", "timeout": "500ms"}}
     run = subprocess.run(
         [sys.executable, "-W", "error", str(WORKER), "--url", redis_url, "--config", json.dumps(config),
          "--seconds", "1", "--callers", "3", "--out", str(out), "--seed", "5"],

@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import time
@@ -502,23 +503,32 @@ def test_a_non_client_store_is_a_type_error(store: Any) -> None:
 def test_a_client_that_would_retry_is_refused_naming_the_setting(redis_url: str) -> None:
     clients = [
         redis.Redis.from_url(redis_url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, retry=Retry(NoBackoff(), 3)),
-        redis.Redis(socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT),  # redis-py's default: 10 retries
+        redis.Redis(socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT),  # redis-py's default (8.1: 10)
         redis.Redis(socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, retry=None, retry_on_error=[ConnectionError]),
-        redis.asyncio.Redis(),
     ]
     try:
-        for c, times in zip(clients, ["up to 3 times", "up to 10 times", "up to 1 time ", "up to 10 times"]):
+        for c, times in zip(clients, [r"up to 3 times", r"up to \d+ times", r"up to 1 time "]):
             with pytest.raises(ValueError, match="retry=Retry\\(NoBackoff\\(\\), 0\\)") as e:
                 Pipeline(limit("k"), store=c)
-            assert times in str(e.value) and "`retry`" in str(e.value)
-        assert "redis.asyncio.retry" in str(pytest.raises(ValueError, AsyncRedisStore, clients[3]).value)
+            assert re.search(times, str(e.value)) and "`retry`" in str(e.value)
     finally:
-        for c in clients[:3]:
+        for c in clients:
             c.close()
+
+    async def main() -> str:
+        c = redis.asyncio.Redis.from_url(redis_url, retry=AsyncRetry(NoBackoff(), 2))
+        try:
+            with pytest.raises(ValueError, match=r"up to 2 times") as e:
+                Pipeline(limit("k"), store=c)
+            return str(e.value)
+        finally:
+            await c.aclose()
+
+    assert "from redis.asyncio.retry import Retry" in asyncio.run(main())
 
 
 def test_a_sync_client_must_not_block_longer_than_the_store_timeout(redis_url: str) -> None:
-    slow_read = redis.Redis.from_url(redis_url, socket_connect_timeout=TIMEOUT, retry=Retry(NoBackoff(), 0))
+    slow_read = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=TIMEOUT, retry=Retry(NoBackoff(), 0))
     slow_connect = redis.Redis.from_url(redis_url, socket_timeout=TIMEOUT, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0))
     unbounded = redis.Redis.from_url(redis_url, socket_timeout=None, socket_connect_timeout=None, retry=Retry(NoBackoff(), 0))
     try:
