@@ -140,6 +140,7 @@ def test_asyncio_client_call_async_and_async_def(redis_url: str, admin: Any) -> 
                 await work()
             assert e.value.retry_after is not None and e.value.retry_after > 0.05
             assert api.store.sent == 4 and api.stats()["store"]["storeAllowed"] == 3
+            assert await api.store.load_scripts() == [s.sha1 for s in scripts()]
         finally:
             await c.aclose()
 
@@ -402,6 +403,23 @@ def test_a_custom_adapter_answers_store_requests() -> None:
     (script, keys, args, resend_safe, timeout), = seen
     assert (script, keys, args, resend_safe) == ("gcra", ("tw:{rl:custom:}:0",), ("1", "0"), False)
     assert 0.03 < timeout <= 0.04
+
+
+def test_a_single_connection_client_and_loaded_scripts(redis_url: str, admin: Any) -> None:
+    c = redis.Redis.from_url(
+        redis_url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, retry=Retry(NoBackoff(), 0),
+        single_connection_client=True,
+    )
+    try:
+        store = RedisStore(c, timeout=TIMEOUT)
+        admin.script_flush()
+        assert store.load_scripts() == [s.sha1 for s in scripts()]
+        api = Pipeline(limit("single", burst=2), store=store)
+        assert api.store is store
+        assert outcomes(api, 3) == ["ok", "ok", "limited"]
+        assert store.counters() == {"sent": 3, "evals": 0, "timeouts": 0, "unavailable": 0, "failed": 0}
+    finally:
+        c.close()
 
 
 # -- the raw layer -------------------------------------------------------------------------

@@ -203,6 +203,7 @@ class RedisStore(_Counters):
         self._pool = client.connection_pool
         probe = _probe(client)
         self._timed_reads = "timeout" in inspect.signature(type(probe).read_response).parameters
+        self._single_lock = getattr(client, "single_connection_lock", None) or threading.RLock()
         self._init_counters()
         if timeout is not None:
             self.check_timeout(timeout)
@@ -233,8 +234,8 @@ class RedisStore(_Counters):
         client = self._client
         shared = client.connection
         try:
-            if shared is not None:
-                with client.single_connection_lock:
+            if shared is not None:  # single_connection_client=True: one socket, taken in turn
+                with self._single_lock:
                     return self._run(shared, request, deadline)
             conn = self._pool.get_connection()
             try:
