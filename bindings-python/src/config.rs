@@ -8,7 +8,8 @@ use tripwire_core::ConfigError;
 use crate::errors;
 
 /// Validate `text` as `target` (`policyFile`, `pipeline`, `circuitBreaker`, `retry`,
-/// `timeout`, `bulkhead`, `rateLimit`, `keyedRateLimit`, `health`, `healthCheck`); raises
+/// `timeout`, `bulkhead`, `rateLimit`, `keyedRateLimit`, `health`, `healthCheck`, `store`,
+/// `sharedRateLimit`); raises
 /// `ConfigError` with every issue.
 #[pyfunction]
 pub fn validate(py: Python<'_>, target: &str, text: &str) -> PyResult<()> {
@@ -26,6 +27,8 @@ pub fn validate(py: Python<'_>, target: &str, text: &str) -> PyResult<()> {
         "keyedRateLimit" => tripwire_core::KeyedRateLimitConfig::from_json(text).map(drop),
         "health" => tripwire_core::HealthConfig::from_json(text).map(drop),
         "healthCheck" => tripwire_core::CheckConfig::from_json(text).map(drop),
+        "store" => tripwire_core::StoreConfig::from_json(text).map(drop),
+        "sharedRateLimit" => tripwire_core::SharedLimiter::from_json(text, 0).map(drop),
         other => {
             return Err(PyValueError::new_err(format!(
                 "target: not a config kind: {other:?}"

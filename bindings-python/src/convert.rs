@@ -3,7 +3,8 @@
 //! A step is a tuple whose first item is its tag:
 //! `(STEP_ATTEMPT, attempt, deadline_ns | None)`, `(STEP_SLEEP, until_ns)`,
 //! `(STEP_PARK, until_ns | None, ticket)`, `(STEP_DONE, attempts)`,
-//! `(STEP_FAIL, kind_code, retry_after_ns | None, attempts, fallback, cause_code | None)`.
+//! `(STEP_FAIL, kind_code, retry_after_ns | None, attempts, fallback, cause_code | None)`,
+//! `(STEP_STORE, until_ns, request_id)`.
 //! Kind codes are `ErrorKind::code()`; `ERROR_KINDS[code - 1]` is the kind's name.
 //! An event is `(type, at_ns, a, b)` (see `event_tuple`).
 
@@ -22,6 +23,7 @@ pub const STEP_SLEEP: u8 = 1;
 pub const STEP_PARK: u8 = 2;
 pub const STEP_DONE: u8 = 3;
 pub const STEP_FAIL: u8 = 4;
+pub const STEP_STORE: u8 = 5;
 
 pub const OUTCOME_SUCCESS: u8 = 0;
 pub const OUTCOME_FAILURE: u8 = 1;
@@ -49,6 +51,9 @@ pub fn step_tuple<'py>(py: Python<'py>, step: Step) -> PyResult<Bound<'py, PyTup
         Step::Sleep { until } => (STEP_SLEEP, until.as_nanos()).into_pyobject(py),
         Step::Park { ticket, until } => {
             (STEP_PARK, until.map(Instant::as_nanos), ticket).into_pyobject(py)
+        }
+        Step::Store { request, until } => {
+            (STEP_STORE, until.as_nanos(), request.get()).into_pyobject(py)
         }
         Step::Done { attempts } => (STEP_DONE, attempts).into_pyobject(py),
         Step::Fail(f) => (
@@ -98,7 +103,7 @@ pub fn report(
 /// An event as `(type, at_ns, a, b)`:
 /// `stateChanged` (from, to), `rejected` (reason, retry_after_ns | None),
 /// `retryScheduled` (attempt, delay_ns), `gaveUp` (reason, attempts), `queued` (ticket, None),
-/// `woken` (ticket, None); an event kind this binding does not know yet is `(name, at, None, None)`.
+/// `woken` (ticket, None), `storeStateChanged` (from, to); an event kind this binding does not know yet is `(name, at, None, None)`.
 pub fn event_tuple<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyTuple>> {
     let at = e.at.as_nanos();
     let none = py.None();
@@ -118,6 +123,9 @@ pub fn event_tuple<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyTup
         }
         EventKind::Queued { ticket } => ("queued", at, ticket, none).into_pyobject(py)?,
         EventKind::Woken { ticket } => ("woken", at, ticket, none).into_pyobject(py)?,
+        EventKind::StoreStateChanged { from, to } => {
+            ("storeStateChanged", at, from.as_str(), to.as_str()).into_pyobject(py)?
+        }
         ref other => (other.name(), at, none.clone_ref(py), none).into_pyobject(py)?,
     };
     Ok(t)

@@ -63,6 +63,7 @@ pub fn usage(py: Python<'_>, e: UsageError) -> PyErr {
         UsageError::UnknownCheck => "unknownCheck",
         UsageError::DuplicateCheck => "duplicateCheck",
         UsageError::UnknownPolicy => "unknownPolicy",
+        UsageError::NoStoreRequest => "noStoreRequest",
         _ => "usage",
     };
     usage_error(py, reason, e.as_str())

@@ -23,6 +23,7 @@ mod health;
 mod limiter;
 mod pipeline;
 mod retry;
+mod store;
 
 /// The extension module.
 #[pymodule]
@@ -39,6 +40,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<bulkhead::PyBulkhead>()?;
     m.add_class::<retry::PyRetry>()?;
     m.add_class::<health::PyHealthRegistry>()?;
+    m.add_class::<store::PySharedLimiter>()?;
+    m.add_class::<store::PyStoreRequest>()?;
+    m.add_function(wrap_pyfunction!(store::scripts, m)?)?;
     m.add_function(wrap_pyfunction!(clock::monotonic_ns, m)?)?;
     m.add_function(wrap_pyfunction!(config::validate, m)?)?;
     m.add("ERROR_KINDS", convert::error_kind_names())?;
@@ -47,6 +51,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("STEP_PARK", convert::STEP_PARK)?;
     m.add("STEP_DONE", convert::STEP_DONE)?;
     m.add("STEP_FAIL", convert::STEP_FAIL)?;
+    m.add("STEP_STORE", convert::STEP_STORE)?;
     m.add("OUTCOME_SUCCESS", convert::OUTCOME_SUCCESS)?;
     m.add("OUTCOME_FAILURE", convert::OUTCOME_FAILURE)?;
     m.add("OUTCOME_TIMEOUT", convert::OUTCOME_TIMEOUT)?;

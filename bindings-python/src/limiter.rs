@@ -84,7 +84,7 @@ fn decision(py: Python<'_>, d: RateDecision) -> PyResult<Py<Decision>> {
 
 /// `(allowed, wait_ns, retry_after_ns | None)`. `RateDecision` is non-exhaustive: an unknown
 /// decision denies without a retry time.
-fn decision_parts(d: RateDecision) -> (bool, u64, Option<u64>) {
+pub fn decision_parts(d: RateDecision) -> (bool, u64, Option<u64>) {
     match d {
         RateDecision::Allowed => (true, 0, None),
         RateDecision::Wait(w) => (true, ns(w), None),
@@ -94,12 +94,12 @@ fn decision_parts(d: RateDecision) -> (bool, u64, Option<u64>) {
 }
 
 #[derive(Debug)]
-struct LimiterInner<L> {
-    core: Option<L>,
+pub struct LimiterInner<L> {
+    pub core: Option<L>,
     out: Outbox,
 }
 
-trait Limits {
+pub trait Limits {
     fn next_event(&mut self) -> Option<Event>;
 }
 
@@ -117,15 +117,15 @@ impl Limits for KeyedRateLimiter {
 
 /// Shared plumbing of both limiters: lock, decide, drain, unlock, flush.
 #[derive(Debug)]
-struct Handle<L> {
+pub struct Handle<L> {
     inner: Mutex<LimiterInner<L>>,
-    clock: Clock,
+    pub clock: Clock,
     runner: Option<Runner>,
     what: &'static str,
 }
 
 impl<L: Limits> Handle<L> {
-    fn new(
+    pub fn new(
         core: L,
         clock: Option<&Bound<'_, PyAny>>,
         runner: Option<&Bound<'_, PyAny>>,
@@ -142,12 +142,12 @@ impl<L: Limits> Handle<L> {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, LimiterInner<L>> {
+    pub fn lock(&self) -> MutexGuard<'_, LimiterInner<L>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     #[inline]
-    fn input<R>(&self, slf: &Bound<'_, PyAny>, f: impl FnOnce(&mut L) -> R) -> PyResult<R> {
+    pub fn input<R>(&self, slf: &Bound<'_, PyAny>, f: impl FnOnce(&mut L) -> R) -> PyResult<R> {
         let py = slf.py();
         let (r, pending) = {
             let mut g = self.lock();
@@ -169,7 +169,7 @@ impl<L: Limits> Handle<L> {
         Ok(r)
     }
 
-    fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&L) -> R) -> PyResult<R> {
+    pub fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&L) -> R) -> PyResult<R> {
         let g = self.lock();
         g.core
             .as_ref()
@@ -177,12 +177,12 @@ impl<L: Limits> Handle<L> {
             .ok_or_else(|| errors::closed(py, self.what))
     }
 
-    fn take_events<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+    pub fn take_events<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyTuple>>> {
         let events: Vec<Event> = self.lock().out.events.drain(..).collect();
         events_list(py, &events)
     }
 
-    fn set_listening(&self, on: bool) {
+    pub fn set_listening(&self, on: bool) {
         let mut g = self.lock();
         g.out.listening = on;
         if !on {
@@ -190,13 +190,13 @@ impl<L: Limits> Handle<L> {
         }
     }
 
-    fn close(&self) {
+    pub fn close(&self) {
         let mut g = self.lock();
         g.core = None;
         g.out.events.clear();
     }
 
-    fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+    pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         self.clock.traverse(visit)?;
         if let Some(r) = &self.runner {
             r.traverse(visit)?;

@@ -18,11 +18,13 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::PyTraverseError;
 use tripwire_core::pipeline::{CallId, Pipeline, PipelineConfig, PolicyFile, Report, Step};
+use tripwire_core::store::RequestId;
 use tripwire_core::{BreakerSnapshot, Event, Instant, UsageError};
 
 use crate::clock::Clock;
 use crate::convert::{events_list, report, step_tuple};
 use crate::errors;
+use crate::store::{reply_from, PyStoreRequest};
 
 /// The most events a handle buffers for its listeners between two flushes.
 pub const EVENT_BUFFER: usize = 4096;
@@ -438,6 +440,72 @@ impl PyPipeline {
             core.cancel(CallId::from_raw(call), to_instant(now))
         })?
         .map_err(|e| errors::usage(py, e))
+    }
+
+    /// The store request of a call whose step is `STEP_STORE` (`None` once it is answered,
+    /// or when a `reconfigure` replaced the shared limit).
+    fn store_request(&self, py: Python<'_>, request: u64) -> PyResult<Option<PyStoreRequest>> {
+        let g = self.lock();
+        let core = g
+            .core
+            .as_ref()
+            .ok_or_else(|| errors::closed(py, "pipeline"))?;
+        core.store_request(RequestId::from_raw(request))
+            .map(|r| PyStoreRequest::from_core(py, r))
+            .transpose()
+    }
+
+    /// Report the reply to `call`'s store request (see `store.rs` for its Python forms).
+    fn report_store(
+        slf: &Bound<'_, Self>,
+        call: u64,
+        reply: &Bound<'_, PyAny>,
+        now: u64,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let reply = reply_from(reply)?;
+        Self::input(slf, |core| {
+            core.report_store(CallId::from_raw(call), reply, to_instant(now))
+        })?
+        .map_err(|e| errors::usage(py, e))
+    }
+
+    /// `report_store` + `poll`: the step after the store's reply. A raising hook cancels a
+    /// call that is still live.
+    fn store_finish<'py>(
+        slf: &Bound<'py, Self>,
+        call: u64,
+        reply: &Bound<'py, PyAny>,
+        now: u64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let reply = reply_from(reply)?;
+        let id = CallId::from_raw(call);
+        let now = to_instant(now);
+        let (step, pending) = Self::input_raw(slf, |core| -> Result<Step, UsageError> {
+            core.report_store(id, reply, now)?;
+            core.poll(id, now)
+        })?;
+        let step = step.map_err(|e| errors::usage(py, e))?;
+        if pending {
+            if let Err(e) = Self::flush(slf) {
+                if !matches!(step, Step::Done { .. } | Step::Fail(_)) {
+                    abandon(slf, id, now.as_nanos());
+                }
+                return Err(e);
+            }
+        }
+        step_tuple(py, step)
+    }
+
+    /// The config's store timeout in nanoseconds (`None` without a `store`).
+    fn store_timeout(&self, py: Python<'_>) -> PyResult<Option<u64>> {
+        let g = self.lock();
+        let core = g
+            .core
+            .as_ref()
+            .ok_or_else(|| errors::closed(py, "pipeline"))?;
+        Ok(core.config().store.as_ref().map(|s| s.timeout.nanos()))
     }
 
     /// Parked calls whose bulkhead slot was granted since the last take, oldest first.

@@ -85,7 +85,7 @@ def check(expected: Any, actual: Any, ctx: str) -> None:
 def event_json(t: Tuple[Any, ...]) -> Dict[str, Any]:
     """A native event tuple ``(type, at_ns, a, b)`` in the vector format."""
     kind, at_ns, a, b = t
-    if kind == "stateChanged":
+    if kind in ("stateChanged", "storeStateChanged"):
         return {"type": kind, "from": a, "to": b, "at": ms(at_ns)}
     if kind == "rejected":
         return {"type": kind, "reason": a, "retryAfter": ms(b), "at": ms(at_ns)}
@@ -215,6 +215,132 @@ def run_rate_limit(v: Dict[str, Any]) -> None:
             raise VectorFailure(f"{c}: unknown op {op!r} for {v['kind']}")
         if step.get("expect") is not None:
             check(step["expect"], actual, c)
+
+
+# -- sharedRateLimit (and gcra rateLimit vectors through the shared path) ------------------------
+
+#: Runs a store request on the store under test and returns its reply.
+Store = Callable[[Any], Any]
+
+
+_DEFAULT: List[Any] = []
+
+
+def _default_store() -> Store:
+    """The Redis store of this test run (scripts/ci/test-python.sh starts a private
+    redis-server and exports TRIPWIRE_REDIS_URL), emptied for each vector."""
+    import os
+
+    if not _DEFAULT:
+        url = os.environ.get("TRIPWIRE_REDIS_URL")
+        if not url:
+            raise VectorFailure(
+                "sharedRateLimit vectors run on Redis: set TRIPWIRE_REDIS_URL (scripts/ci/test-python.sh does)"
+            )
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        from tripwire.redis_store import RedisStore
+
+        client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0))
+        _DEFAULT.append(RedisStore(client))
+    store = _DEFAULT[0]
+    store.client.flushall()
+    return lambda request: store.run(request)
+
+
+def close_default_store() -> None:
+    while _DEFAULT:
+        _DEFAULT.pop().client.close()
+
+
+def shared_decision_json(d: Tuple[bool, int, Optional[int], str], sent: bool) -> Dict[str, Any]:
+    allowed, wait, retry_after, source = d
+    return {**decision_json((allowed, wait, retry_after)), "source": source, "sent": sent}
+
+
+def _reply_for(step: Dict[str, Any], request: Any, store: Store, c: str) -> Any:
+    r = step.get("reply", "store")
+    if r == "store":
+        return store(request)
+    if r in ("timeout", "unavailable"):
+        return r
+    if r == "failed":
+        return ("failed", "WRONGTYPE Operation against a key")
+    raise VectorFailure(f"{c}: unknown reply {r!r}")
+
+
+def _cost(step: Dict[str, Any], c: str) -> int:
+    cost = step.get("cost")
+    if cost is None:
+        return 1
+    if not isinstance(cost, int) or isinstance(cost, bool) or cost < 0:
+        raise VectorFailure(f"{c}: cost must be a whole number, got {cost!r}")
+    return cost
+
+
+def _shared_check(limiter: Any, step: Dict[str, Any], key: str, cost: int, store: Store, c: str) -> Dict[str, Any]:
+    now = at(step)
+    r = limiter.check(key, now, cost)
+    if isinstance(r, tuple):
+        return shared_decision_json(r, False)
+    request = limiter.request(r)
+    if request is None:
+        raise VectorFailure(f"{c}: a sent request must be readable")
+    return shared_decision_json(limiter.reply(r, _reply_for(step, request, store, c), now), True)
+
+
+def run_shared(v: Dict[str, Any], store: Optional[Store] = None) -> None:
+    """A ``sharedRateLimit`` vector, its store requests answered by ``store`` (default: the
+    real script on this run's Redis)."""
+    if not v.get("description"):
+        raise VectorFailure("a vector needs a description")
+    store = store or _default_store()
+    limiter = _native.SharedLimiter(json.dumps(v["config"]), v.get("seed", 0))
+    limiter.use_host_clock(True)
+    limiter.set_listening(True)
+    for i, step in enumerate(v["steps"]):
+        c = ctx_of(i, step)
+        op = step.get("op", "")
+        if op == "check":
+            key = step.get("key", "")
+            actual: Any = _shared_check(limiter, step, key, _cost(step, c), store, c)
+        elif op == "storeState":
+            actual = limiter.store_state()
+        elif op == "metrics":
+            actual = json.loads(limiter.metrics_json())
+        elif op == "events":
+            check_events(step, limiter.take_events(), c)
+            continue
+        else:
+            raise VectorFailure(f"{c}: unknown op {op!r} for sharedRateLimit")
+        if step.get("expect") is not None:
+            check(step["expect"], actual, c)
+
+
+def is_gcra(v: Dict[str, Any]) -> bool:
+    """Whether a ``rateLimit`` vector can replay through the shared path: every limit gcra."""
+    if v.get("kind") != "rateLimit":
+        return False
+    config = v.get("config")
+    limits = config if isinstance(config, list) else [config]
+    return all(isinstance(l, dict) and l.get("algorithm") == "gcra" for l in limits)
+
+
+def replay_gcra(v: Dict[str, Any], store: Store) -> None:
+    """A gcra rate-limit vector's checks through a shared limiter and ``store``: every
+    decision must equal the in-memory limiter's (events are the pipeline's business)."""
+    name = v.get("name", "vector")
+    config = {"rateLimit": v["config"], "store": {"key": f"vectors:{name}"}}
+    limiter = _native.SharedLimiter(json.dumps(config), 0)
+    limiter.use_host_clock(True)
+    for i, step in enumerate(v["steps"]):
+        c = ctx_of(i, step)
+        if step.get("op") != "check":
+            continue
+        actual = _shared_check(limiter, step, "", _cost(step, c), store, c)
+        check(step["expect"], actual, f"shared {c}")
 
 
 # -- bulkhead --------------------------------------------------------------------------------
@@ -574,6 +700,7 @@ RUNNERS: Dict[str, Callable[[Dict[str, Any]], None]] = {
     "health": run_health,
     "retry": run_retry,
     "config": run_config,
+    "sharedRateLimit": run_shared,
 }
 
 

@@ -86,7 +86,8 @@ def validate(config, target: str = "pipeline") -> None:  # type: ignore[no-untyp
     """Validate a config (dict or JSON text) without building anything; raises
     :class:`ConfigError` listing every issue. ``target``: ``"pipeline"`` (default),
     ``"policyFile"``, ``"circuitBreaker"``, ``"retry"``, ``"timeout"``, ``"bulkhead"``,
-    ``"rateLimit"``, ``"keyedRateLimit"``, ``"health"``, ``"healthCheck"``."""
+    ``"rateLimit"``, ``"keyedRateLimit"``, ``"health"``, ``"healthCheck"``, ``"store"``,
+    ``"sharedRateLimit"`` (``{"rateLimit", "store", "keyed"?}``)."""
     from . import _native
     from ._config import to_json
 

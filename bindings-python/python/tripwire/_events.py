@@ -22,6 +22,7 @@ EVENT_TYPES = (
     "checkChanged",
     "timedOut",
     "statusChanged",
+    "storeStateChanged",
 )
 
 
@@ -34,7 +35,9 @@ class Event:
     (seconds); ``retryScheduled``: ``attempt`` (the attempt that will run), ``delay``
     (seconds); ``gaveUp``: ``reason``, ``attempts``; ``queued``/``woken``: ``ticket``;
     health ``checkChanged``: ``check``, ``from_state``, ``to_state``; ``timedOut``: ``check``;
-    ``statusChanged``: ``from_state``, ``to_state``.
+    ``statusChanged``: ``from_state``, ``to_state``; ``storeStateChanged`` (the breaker
+    around a shared store: ``open`` means the store is not asked and ``store.onUnavailable``
+    decides): ``from_state``, ``to_state``.
     """
 
     __slots__ = (
@@ -96,7 +99,7 @@ def policy_event(t: Tuple[Any, ...]) -> Event:
     """A native policy event tuple ``(type, at_ns, a, b)`` as an :class:`Event`."""
     kind, at, a, b = t
     at_s = at / 1e9
-    if kind == "stateChanged":
+    if kind in ("stateChanged", "storeStateChanged"):
         return Event(kind, at_s, from_state=a, to_state=b)
     if kind == "rejected":
         return Event(kind, at_s, reason=a, retry_after=_s(b))

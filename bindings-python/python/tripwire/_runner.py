@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Sequence, Set, Tuple
+from typing import Any, Awaitable, Callable, Dict, Optional, Sequence, Set, Tuple, TypeVar
 
 from . import _native
 from ._native import Pipeline as NativePipeline
@@ -25,11 +26,37 @@ SLEEP = _native.STEP_SLEEP
 PARK = _native.STEP_PARK
 DONE = _native.STEP_DONE
 FAIL = _native.STEP_FAIL
+STORE = _native.STEP_STORE
+
+#: The reply to a store request nobody can run (no store client), or that ran out of time.
+UNAVAILABLE = "unavailable"
+TIMEOUT = "timeout"
 
 KINDS: Tuple[str, ...] = tuple(_native.ERROR_KINDS)
 
+T = TypeVar("T")
+
 #: The step of an attempt the fast path ran inline (no deadline).
 _INLINE_ATTEMPT: Tuple[Any, ...] = (ATTEMPT, 0, None)
+
+
+#: How long past a store request's timeout the runner waits for an async adapter that does
+#: not declare ``enforces_timeout`` (or for a sync one in a worker thread) before it reports
+#: the timeout itself.
+STORE_GRACE = 0.002
+
+if sys.version_info >= (3, 11):
+
+    async def within(seconds: float, aw: Awaitable[T]) -> T:
+        """``await aw``, cancelled after ``seconds`` (``asyncio.TimeoutError``)."""
+        async with asyncio.timeout(seconds):
+            return await aw
+
+else:  # pragma: no cover - exercised on 3.9/3.10
+
+    async def within(seconds: float, aw: Awaitable[T]) -> T:
+        """``await aw``, cancelled after ``seconds`` (``asyncio.TimeoutError``)."""
+        return await asyncio.wait_for(aw, seconds)
 
 
 def _normalize_fallbacks(fallback: Any) -> Tuple[Any, ...]:
@@ -91,10 +118,15 @@ class Runner(Hub):
         "futures",
         "_sleep",
         "_asleep",
+        "store",
+        "store_async",
     )
 
     def __init__(self, clock: Any, fallback: Any, classify: Classifier) -> None:
         super().__init__()
+        #: The store adapter for a shared rate limit (``None``: every request is unavailable).
+        self.store: Any = None
+        self.store_async = False
         self.clock = clock
         self.fallbacks = _normalize_fallbacks(fallback)
         self.classify = classify
@@ -234,6 +266,8 @@ class Runner(Hub):
                     step = native.poll(call, native.now())
                 elif tag == PARK:
                     step = self._park(native, call)
+                elif tag == STORE:
+                    step = self._store(native, call, step)
                 else:  # DONE without a success report cannot happen; anything else is a bug
                     live = tag != DONE
                     raise UsageError(f"unexpected step {step!r}", "unknownStep")
@@ -251,6 +285,32 @@ class Runner(Hub):
                 native.cancel(call, 0)
             except Exception:
                 pass
+
+    def _store(self, native: NativePipeline, call: int, step: Tuple[Any, ...]) -> Tuple[Any, ...]:
+        """Run the call's store request once, within its timeout; the next step."""
+        until, request_id = step[1], step[2]
+        request = native.store_request(request_id)
+        store = self.store
+        if store is None or request is None:
+            return native.store_finish(call, UNAVAILABLE, native.now())
+        if self.store_async:
+            raise UsageError(
+                "this pipeline's store is an asyncio client: use call_async or an async function, "
+                "or pass a sync redis.Redis",
+                "asyncStore",
+            )
+        left = until - native.now()
+        reply = store.run(request, left / 1e9) if left > 0 else TIMEOUT
+        return self._store_reply(native, call, until, reply)
+
+    @staticmethod
+    def _store_reply(native: NativePipeline, call: int, until: int, reply: Any) -> Tuple[Any, ...]:
+        now = native.now()
+        if now >= until:
+            # Too late: the reply is dropped, never applied; polling past `until` makes the
+            # core count the request as timed out.
+            return native.poll(call, now)
+        return native.store_finish(call, reply, now)
 
     def _park(self, native: NativePipeline, call: int) -> Tuple[Any, ...]:
         """Block this thread until the call is woken or its wait ends (no spinning)."""
@@ -380,6 +440,8 @@ class Runner(Hub):
                     step = native.poll(call, native.now())
                 elif tag == PARK:
                     step = await self._park_async(native, call)
+                elif tag == STORE:
+                    step = await self._store_async(native, call, step)
                 else:
                     live = tag != DONE
                     raise UsageError(f"unexpected step {step!r}", "unknownStep")
@@ -431,6 +493,37 @@ class Runner(Hub):
         task.cancel()
         await _settle(task)
         return None, True
+
+    async def _store_async(self, native: NativePipeline, call: int, step: Tuple[Any, ...]) -> Tuple[Any, ...]:
+        """Await the call's store request (a sync adapter runs in the default executor, so the
+        loop never blocks on a socket); the next step. A cancelled call abandons it."""
+        until, request_id = step[1], step[2]
+        request = native.store_request(request_id)
+        store = self.store
+        if store is None or request is None:
+            return native.store_finish(call, UNAVAILABLE, native.now())
+        left = (until - native.now()) / 1e9
+        if left <= 0:
+            return self._store_reply(native, call, until, TIMEOUT)
+        if self.store_async:
+            if getattr(store, "enforces_timeout", False):
+                # It reports its own timeouts (and counts them): no second clock on top.
+                return self._store_reply(native, call, until, await store.run(request, left))
+            work = store.run(request, left)
+        else:
+
+            def job() -> Any:
+                # Time spent queued for a worker thread counts: never send a stale request.
+                left = until - native.now()
+                return store.run(request, left / 1e9) if left > 0 else TIMEOUT
+
+            work = asyncio.get_running_loop().run_in_executor(None, job)
+        try:
+            # Bounds an adapter that ignores its timeout, and the wait for a worker thread.
+            reply: Any = await within(left + STORE_GRACE, work)
+        except asyncio.TimeoutError:
+            reply = TIMEOUT
+        return self._store_reply(native, call, until, reply)
 
     async def _park_async(self, native: NativePipeline, call: int) -> Tuple[Any, ...]:
         """Await a wake (or the wait's end) without blocking the loop or a thread."""

@@ -20,7 +20,7 @@ from ._clock import check_clock, host_seed
 from ._config import to_json
 from ._events import Listener
 from ._runner import ATTEMPT, FAIL, PARK, SLEEP, Runner
-from .errors import UsageError
+from .errors import ConfigError, UsageError
 
 __all__ = ["BreakerState", "Pipeline", "CircuitBreaker", "Bulkhead"]
 
@@ -269,6 +269,16 @@ class Pipeline(_BreakerControls):
     ``fallback.on`` (default: every kind) lists the failure. ``retry_on`` / ``ignore_on``:
     which errors are retryable / ignored by the breaker (an exception class, a tuple, or a
     predicate; defaults in :mod:`tripwire._classify`).
+
+    ``store``: with a ``"store"`` section in the config, the rate limit is shared by every
+    instance configured with the same ``store.key``, through your Redis client: a
+    ``redis.Redis`` (``call`` and the decorator on ``def``; it must not retry, and its
+    ``socket_timeout`` / ``socket_connect_timeout`` must not exceed ``store.timeout``) or a
+    ``redis.asyncio.Redis`` (``call_async`` and ``async def``; it must not retry), or any
+    adapter of :mod:`tripwire.redis_store`. Each call then makes one round trip (``EVALSHA``)
+    unless a cached denial or the fallback decides. Without a store client every store
+    request counts as unavailable, and ``store.onUnavailable`` decides (``local``: this
+    instance's share of the limit).
     """
 
     def __init__(
@@ -277,6 +287,7 @@ class Pipeline(_BreakerControls):
         clock: Any = None,
         fallback: Any = None,
         *,
+        store: Any = None,
         retry_on: Optional[Predicate] = None,
         ignore_on: Optional[Predicate] = None,
         name: str = "default",
@@ -286,12 +297,27 @@ class Pipeline(_BreakerControls):
         runner = Runner(clock, fallback, Classifier(retry_on, ignore_on))
         native = _native.Pipeline(text, host_seed(), clock=clock, runner=runner, name=name)
         self._setup(native, runner)
+        if store is not None:
+            if native.store_timeout() is None:
+                raise ConfigError(
+                    'store: a store client was given, but the config has no "store" section',
+                    [("store", 'a store client was given, but the config has no "store" section')],
+                )
+            _attach_store(native, runner, store)
 
     @classmethod
     def _from_native(cls, native: Any, runner: Runner) -> "Pipeline":
         self = cls.__new__(cls)
         self._setup(native, runner)
         return self
+
+    @property
+    def store(self) -> Any:
+        """The adapter running this pipeline's store requests (a
+        :class:`~tripwire.redis_store.RedisStore` / ``AsyncRedisStore`` around the client you
+        passed, with its ``sent``, ``evals``, ``timeouts``, ``unavailable`` counters), or
+        ``None``."""
+        return self._runner.store
 
     def snapshot(self) -> Dict[str, Any]:
         """The state worth keeping across restarts: ``{"circuitBreaker": <snapshot>}`` (empty
@@ -306,8 +332,6 @@ class Pipeline(_BreakerControls):
             raise TypeError(f"snapshot: must be a dict, got {type(snapshot).__name__}")
         unknown = set(snapshot) - {"circuitBreaker"}
         if unknown:
-            from .errors import ConfigError
-
             key = sorted(unknown)[0]
             raise ConfigError(f"snapshot.{key}: unknown field", [(f"snapshot.{key}", "unknown field")])
         if "circuitBreaker" in snapshot:
@@ -317,10 +341,28 @@ class Pipeline(_BreakerControls):
         """Apply a new config, keeping the state that still fits (breaker state, tokens, the
         bulkhead's holders and queue). An invalid config raises :class:`ConfigError` and the
         old one stays in force."""
-        self._native.reconfigure(to_json(config), self._now())
+        text = to_json(config)
+        store = self._runner.store
+        if store is not None and not self._runner.store_async and hasattr(store, "check_timeout"):
+            # A sync client must still fit the new store timeout (built aside: nothing changes
+            # if it does not).
+            timeout = _native.Pipeline(text, 0).store_timeout()
+            if timeout is not None:
+                store.check_timeout(timeout / 1e9)
+        self._native.reconfigure(text, self._now())
 
     def __repr__(self) -> str:
         return f"<tripwire.Pipeline {self.name!r}>"
+
+
+def _attach_store(native: Any, runner: Runner, store: Any) -> None:
+    """Give the runner the adapter for `store` (a redis-py client or an adapter)."""
+    from .redis_store import store_adapter
+
+    timeout = native.store_timeout()
+    adapter, is_async = store_adapter(store, None if timeout is None else timeout / 1e9)
+    runner.store = adapter
+    runner.store_async = is_async
 
 
 class CircuitBreaker(_BreakerControls, _BlockGuard):

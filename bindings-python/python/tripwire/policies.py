@@ -11,7 +11,7 @@ from ._classify import Classifier, Predicate
 from ._clock import check_clock, host_seed
 from ._config import to_json
 from ._runner import Runner
-from .pipeline import Pipeline
+from .pipeline import Pipeline, _attach_store
 
 __all__ = ["Policies", "load_policies"]
 
@@ -63,11 +63,13 @@ def load_policies(
     fallbacks: Optional[Mapping[str, Any]] = None,
     retry_on: Optional[Predicate] = None,
     ignore_on: Optional[Predicate] = None,
+    store: Any = None,
 ) -> Policies:
     """Load a policy file from a path, JSON text or a dict; every entry becomes a
     :class:`Pipeline` named after it (its ``prometheus()`` label). ``fallbacks`` maps names to
-    each pipeline's fallback. A bad file raises :class:`ConfigError` whose path starts with
-    ``policies.<name>``."""
+    each pipeline's fallback. ``store``: the Redis client (or adapter) of every pipeline whose
+    config has a ``"store"`` (see :class:`Pipeline`). A bad file raises :class:`ConfigError`
+    whose path starts with ``policies.<name>``."""
     clock = check_clock(clock)
     file = _native.PolicyFile(_text(source))
     fallbacks = dict(fallbacks or {})
@@ -79,4 +81,6 @@ def load_policies(
         runner = Runner(clock, fallbacks.get(name), Classifier(retry_on, ignore_on))
         native = file.pipeline(name, host_seed(), clock=clock, runner=runner)
         pipelines[name] = Pipeline._from_native(native, runner)
+        if store is not None and native.store_timeout() is not None:
+            _attach_store(native, runner, store)
     return Policies(pipelines)
