@@ -54,3 +54,6 @@ bench:
 
 demo:
 	@bash scripts/ci/demo.sh
+
+demo-fleet:
+	@bash scripts/ci/demo-fleet.sh

@@ -16,3 +16,12 @@ for lang in js python c; do
     bash "scripts/ci/bench-$lang.sh"
   fi
 done
+
+echo
+echo "==> the fleet: every language on one shared limit for 60 s, then with the store frozen and killed"
+source scripts/ci/redis.sh
+redis_install
+cargo build --release --quiet -p tripwire-redis --bin fleet-worker
+python3 tests/fleet/hammer.py --seconds 60 --workers rust=2,python=4,node=4,c=2 || true
+python3 tests/fleet/hammer.py --seconds 60 --workers rust=2,python=4,node=4,c=2 --chaos --freeze 10 || true
+python3 tests/fleet/hammer.py --breaker --breaker-seconds 30 --fail-seconds 20 || true

@@ -10,7 +10,7 @@ source scripts/ci/redis.sh
 redis_install
 cargo build --release -p tripwire-redis --bin fleet-worker
 SECONDS_RUN="${TRIPWIRE_FLEET_SECONDS:-8}"
-REQUIRE="${TRIPWIRE_FLEET_REQUIRE:-rust}"
+REQUIRE="${TRIPWIRE_FLEET_REQUIRE:-rust,python,c}"
 python3 tests/fleet/hammer.py --seconds "$SECONDS_RUN" --workers rust=2,python=2,node=2,c=2 \
   --require "$REQUIRE"
 python3 tests/fleet/hammer.py --seconds "$SECONDS_RUN" --workers rust=2,python=2,node=2,c=2 \
