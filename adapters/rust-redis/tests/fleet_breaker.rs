@@ -7,21 +7,13 @@ mod scenarios;
 
 use tripwire_redis::RedisStore;
 
+mod common;
+
 #[test]
 fn shared_breaker_scenarios_through_redis() {
-    let Some(url) = std::env::var("TRIPWIRE_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        println!("TRIPWIRE_REDIS_URL unset: no Redis to run the scenarios on");
-        assert!(
-            std::env::var("TRIPWIRE_REQUIRE_REDIS").is_err(),
-            "Redis is required here"
-        );
+    let Some((client, mut admin)) = common::redis() else {
         return;
     };
-    let client = redis::Client::open(url.as_str()).expect("a valid Redis URL");
-    let mut admin = client.get_connection().expect("Redis is up");
     let mut store = RedisStore::new(client);
     redis::cmd("FLUSHALL").exec(&mut admin).expect("FLUSHALL");
     scenarios::quorum_opens_and_one_prober_closes(&mut |r, _| store.run(r));

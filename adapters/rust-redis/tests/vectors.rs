@@ -11,21 +11,13 @@ mod vectors;
 use serde_json::Value;
 use tripwire_redis::RedisStore;
 
+mod common;
+
 #[test]
 fn vectors_replay_through_the_redis_script() {
-    let Some(url) = std::env::var("TRIPWIRE_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        println!("TRIPWIRE_REDIS_URL unset: no Redis to replay the vectors on");
-        assert!(
-            std::env::var("TRIPWIRE_REQUIRE_REDIS").is_err(),
-            "Redis is required here"
-        );
+    let Some((client, mut admin)) = common::redis() else {
         return;
     };
-    let client = redis::Client::open(url.as_str()).expect("a valid Redis URL");
-    let mut admin = client.get_connection().expect("Redis is up");
     // Start with an empty script cache, so the EVAL count below is exact.
     redis::cmd("SCRIPT")
         .arg("FLUSH")
