@@ -219,7 +219,10 @@ impl<S: Sleeper> AsyncPipeline<S> {
                     let reply = match (request, &self.store) {
                         (Some(request), Some(store)) => {
                             let run = store.run(request);
-                            let sleep = core::pin::pin!(self.sleeper.sleep_until(until));
+                            // Made when first polled: a virtual-time sleeper that jumps its
+                            // clock on creation must not expire a reply that is already there.
+                            let sleep =
+                                core::pin::pin!(async { self.sleeper.sleep_until(until).await });
                             match select(run, sleep).await {
                                 Either::Left((reply, _)) => reply,
                                 Either::Right(((), _)) => StoreReply::Timeout,
@@ -460,5 +463,66 @@ mod tests {
         drop(hung);
         let s = p.with_pipeline(|p| p.stats());
         assert_eq!((s.bulkhead.unwrap().in_flight, s.cancelled), (0, 1));
+    }
+
+    /// A store that answers from memory at the sleeper's time, or never (a hung store).
+    struct TestStore {
+        memory: std::cell::RefCell<crate::store::MemoryStore>,
+        clock: FakeSleeper,
+        hung: bool,
+    }
+
+    impl AsyncStore for TestStore {
+        fn run(&self, request: StoreRequest) -> Pin<Box<dyn Future<Output = StoreReply> + '_>> {
+            if self.hung {
+                return Box::pin(std::future::pending());
+            }
+            let reply = self.memory.borrow_mut().run(&request, self.clock.now());
+            Box::pin(ready(reply))
+        }
+    }
+
+    #[test]
+    fn store_steps_run_through_the_async_store_and_a_hung_store_times_out() {
+        let config = r#"{"rateLimit": {"algorithm": "gcra", "rate": "1/s", "burst": 2},
+                         "store": {"key": "k", "timeout": "25ms", "onUnavailable": "deny"}}"#;
+        let (p, clock) = pipeline(config);
+        let store = TestStore {
+            memory: Default::default(),
+            clock: clock.clone(),
+            hung: false,
+        };
+        let p = p.with_store(store);
+        let run = || {
+            futures::executor::block_on(p.execute(
+                None,
+                |_| async { Ok::<u32, &str>(7) },
+                |_| Report::failure(true, None),
+            ))
+        };
+        assert_eq!(run().unwrap(), 7);
+        assert_eq!(run().unwrap(), 7);
+        match run() {
+            Err(ExecuteError::Rejected(f)) => assert_eq!(f.kind, ErrorKind::RateLimited),
+            other => panic!("the shared burst of 2 is spent: {other:?}"),
+        }
+        let stats = p.with_pipeline(|p| p.stats()).store.unwrap();
+        assert_eq!((stats.store_allowed, stats.store_denied), (2, 1));
+
+        // A store that never answers: the call waits exactly the timeout, then `deny` decides.
+        let (p, clock) = pipeline(config);
+        let p = p.with_store(TestStore {
+            memory: Default::default(),
+            clock: clock.clone(),
+            hung: true,
+        });
+        let out = futures::executor::block_on(p.execute(
+            None,
+            |_| async { Ok::<u32, &str>(7) },
+            |_| Report::failure(true, None),
+        ));
+        assert!(matches!(out, Err(ExecuteError::Rejected(f)) if f.kind == ErrorKind::RateLimited));
+        assert_eq!(clock.now(), Instant::from_nanos(25_000_000));
+        assert_eq!(p.with_pipeline(|p| p.stats()).store.unwrap().timeouts, 1);
     }
 }
