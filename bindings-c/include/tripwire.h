@@ -469,8 +469,9 @@ enum tw_step_kind
    */
   TW_STEP_KIND_FAIL = 5,
   /**
-   * Run the store request `request` (a shared rate limit: tw_call_store_request()) once,
-   * giving up at `until_ns`; then tw_call_report_store() and poll again.
+   * Run the store request `request` (a shared rate limit or a shared breaker:
+   * tw_call_store_request()) once, giving up at `until_ns`; then tw_call_report_store() and
+   * poll again.
    */
   TW_STEP_KIND_STORE = 6,
 };
@@ -1510,7 +1511,7 @@ typedef struct tw_store_str {
  */
 typedef struct tw_store_script {
   /**
-   * Its name (`"gcra"`).
+   * Its name (`"gcra"`, `"breaker"`).
    */
   struct tw_store_str name;
   /**
@@ -1543,7 +1544,7 @@ typedef struct tw_store_request {
    */
   uint64_t id;
   /**
-   * The script's name (`"gcra"`).
+   * The script's name (`"gcra"`, `"breaker"`).
    */
   struct tw_store_str script_name;
   /**
@@ -1643,6 +1644,60 @@ typedef struct tw_store {
    */
   tw_store_run_fn run;
 } tw_store;
+
+/**
+ * The shared breaker's counters (`circuitBreaker.share`; tw_pipeline_get_share_metrics()).
+ */
+typedef struct tw_share_metrics {
+  /**
+   * Store requests emitted (syncs, votes, probes, results).
+   */
+  uint64_t requests;
+  /**
+   * Local trips sent as votes.
+   */
+  uint64_t votes;
+  /**
+   * Probe leases this instance got.
+   */
+  uint64_t probes_granted;
+  /**
+   * Probes refused because another instance holds the lease or the fleet is still open.
+   */
+  uint64_t probes_denied;
+  /**
+   * Times this instance adopted the fleet's open state.
+   */
+  uint64_t adopted_open;
+  /**
+   * Times this instance adopted the fleet's recovery (closed).
+   */
+  uint64_t adopted_closed;
+  /**
+   * Times the store's epoch changed (it lost the shared state).
+   */
+  uint64_t epoch_changes;
+  /**
+   * Replies that were timeouts, unavailable or errors.
+   */
+  uint64_t failed;
+  /**
+   * Aggregate mode: the fleet window's calls, as last read.
+   */
+  uint64_t fleet_calls;
+  /**
+   * Aggregate mode: the fleet window's failures, as last read.
+   */
+  uint64_t fleet_failures;
+  /**
+   * Aggregate mode: the instances reporting into the fleet window, as last read.
+   */
+  uint64_t fleet_reporters;
+  /**
+   * The fleet's state as last seen.
+   */
+  tw_breaker_state fleet_state;
+} tw_share_metrics;
 
 /**
  * The answer of tw_shared_limiter_check() and tw_shared_limiter_reply().
@@ -2697,7 +2752,10 @@ enum tw_status tw_pipeline_get_stats(const struct tw_pipeline *p,
 
 /**
  * The pipeline's stats as JSON (camelCase; `failed` keyed by kind; `breaker`, `bulkhead`,
- * `rateLimit`, `retry` objects for the policies present), into your buffer.
+ * `rateLimit`, `retry` objects for the policies present; with a `store`, `store` for the
+ * shared rate limit and `share` for the shared breaker: `requests`, `votes`, `probesGranted`,
+ * `probesDenied`, `adoptedOpen`, `adoptedClosed`, `epochChanges`, `failed`, `fleetCalls`,
+ * `fleetFailures`, `fleetReporters`, `fleetState`), into your buffer.
  *
  * # Safety
  * `p` is a live pipeline; `buf` is NULL or writable for `cap` bytes; `needed` is NULL or
@@ -3038,9 +3096,9 @@ enum tw_status tw_store_scripts(struct tw_store_script *out,
                                 struct tw_error **err);
 
 /**
- * Run the pipeline's store requests (a config with `store`: a shared rate limit) through
- * `*store` in tw_pipeline_execute(). The struct is copied; `store->ctx` must stay valid until
- * the pipeline is freed or another store is set. NULL removes the store.
+ * Run the pipeline's store requests (a config with `store`: a shared rate limit, a shared
+ * breaker) through `*store` in tw_pipeline_execute(). The struct is copied; `store->ctx` must
+ * stay valid until the pipeline is freed or another store is set. NULL removes the store.
  *
  * A pipeline with a `store` in its config and no store set still works: tw_pipeline_execute()
  * answers each store request ::TW_STORE_REPLY_KIND_UNAVAILABLE, so `store.onUnavailable` decides
@@ -3095,6 +3153,49 @@ enum tw_status tw_call_report_store(struct tw_pipeline *p,
                                     const struct tw_store_reply *reply,
                                     uint64_t now_ns,
                                     struct tw_error **err);
+
+/**
+ * The shared breaker's counters (a config with `circuitBreaker.share`), into `*out`; the same
+ * numbers as the `share` object of tw_pipeline_stats_json(). ::TW_STATUS_NOT_CONFIGURED when
+ * the pipeline's breaker is not shared.
+ *
+ * # Safety
+ * `p` is a live pipeline; `out` is writable; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_pipeline_get_share_metrics(const struct tw_pipeline *p,
+                                             struct tw_share_metrics *out,
+                                             struct tw_error **err);
+
+/**
+ * The last error reply the store gave the pipeline's shared rate limit (a
+ * ::TW_STORE_REPLY_KIND_FAILED reply: `WRONGTYPE ...`, `CROSSSLOT ...`, `NOPERM ...`, a
+ * deployment mistake), into your buffer; empty when there was none (or the pipeline has no
+ * shared rate limit).
+ *
+ * # Safety
+ * `p` is a live pipeline; `buf` is NULL or writable for `cap` bytes; `needed` is NULL or
+ * writable; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_pipeline_store_last_error(const struct tw_pipeline *p,
+                                            char *buf,
+                                            size_t cap,
+                                            size_t *needed,
+                                            struct tw_error **err);
+
+/**
+ * Make the pipeline's store scripts (the shared rate limit and the shared breaker) use the
+ * `now_ns` you pass instead of the store's clock (`on`), or the store's clock again. Only for
+ * conformance tests that replay vectors through a real store: in production the store's clock
+ * is the one clock of the fleet. A pipeline without a `store` ignores it. It applies to the
+ * shared parts the pipeline has now: a tw_pipeline_reconfigure() that rebuilds them (a changed
+ * `store`, `rateLimit` or `circuitBreaker.share`) starts them on the store's clock again.
+ *
+ * # Safety
+ * `p` is a live pipeline; `err` is NULL or a writable `tw_error *`.
+ */
+enum tw_status tw_pipeline_use_store_host_clock(struct tw_pipeline *p,
+                                                bool on,
+                                                struct tw_error **err);
 
 /**
  * Build a shared limiter from `{"rateLimit": <limits, each "algorithm": "gcra">, "store":

@@ -143,6 +143,23 @@ class Pipeline {
     detail::call([&](tw_error **e) { return tw_pipeline_set_store(handle_.get(), &store, e); });
   }
 
+  /** The last error reply of the shared rate limit's store (empty when none). */
+  std::string store_last_error() const {
+    return detail::text([&](char *b, std::size_t c, std::size_t *n, tw_error **e) {
+      return tw_pipeline_store_last_error(handle_.get(), b, c, n, e);
+    });
+  }
+
+  /**
+   * The shared breaker's counters (`circuitBreaker.share`); throws tw::Error
+   * (::TW_STATUS_NOT_CONFIGURED) when the breaker is not shared.
+   */
+  tw_share_metrics share_metrics() const {
+    tw_share_metrics m{};
+    detail::call([&](tw_error **e) { return tw_pipeline_get_share_metrics(handle_.get(), &m, e); });
+    return m;
+  }
+
   /** The Prometheus text exposition, labelled `pipeline="<name>"`. */
   std::string prometheus(const std::string &name) const {
     return detail::text([&](char *b, std::size_t c, std::size_t *n, tw_error **e) {

@@ -14,7 +14,7 @@
 //! | `pipeline.rs` | `tw_pipeline`, the `tw_call_*` step protocol, `tw_pipeline_execute`, `tw_policies` |
 //! | `breaker.rs`, `limiter.rs`, `bulkhead.rs`, `retry.rs`, `health.rs` | one handle each |
 //! | `config.rs` | `tw_config_validate` |
-//! | `store.rs` | a rate limit shared through a store: the STORE step, `tw_shared_limiter`, `tw_store_scripts` |
+//! | `store.rs` | a rate limit and a breaker shared through a store: the STORE step, share metrics, `tw_shared_limiter`, `tw_store_scripts` |
 #![allow(non_camel_case_types)]
 #![warn(missing_docs)]
 

@@ -117,8 +117,9 @@ pub enum tw_step_kind {
     Done = 4,
     /// The call failed: see `failure`. The call handle is now invalid.
     Fail = 5,
-    /// Run the store request `request` (a shared rate limit: tw_call_store_request()) once,
-    /// giving up at `until_ns`; then tw_call_report_store() and poll again.
+    /// Run the store request `request` (a shared rate limit or a shared breaker:
+    /// tw_call_store_request()) once, giving up at `until_ns`; then tw_call_report_store() and
+    /// poll again.
     Store = 6,
 }
 
@@ -780,7 +781,10 @@ pub unsafe extern "C" fn tw_pipeline_get_stats(
 }
 
 /// The pipeline's stats as JSON (camelCase; `failed` keyed by kind; `breaker`, `bulkhead`,
-/// `rateLimit`, `retry` objects for the policies present), into your buffer.
+/// `rateLimit`, `retry` objects for the policies present; with a `store`, `store` for the
+/// shared rate limit and `share` for the shared breaker: `requests`, `votes`, `probesGranted`,
+/// `probesDenied`, `adoptedOpen`, `adoptedClosed`, `epochChanges`, `failed`, `fleetCalls`,
+/// `fleetFailures`, `fleetReporters`, `fleetState`), into your buffer.
 ///
 /// # Safety
 /// `p` is a live pipeline; `buf` is NULL or writable for `cap` bytes; `needed` is NULL or

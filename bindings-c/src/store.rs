@@ -1,5 +1,6 @@
-//! A rate limit shared by many instances through a store (Redis, Valkey): the store step of the
-//! pipeline (`tw_pipeline_set_store`, `tw_call_store_request`, `tw_call_report_store`), the
+//! A rate limit and a circuit breaker shared by many instances through a store (Redis,
+//! Valkey): the store step of the pipeline (`tw_pipeline_set_store`, `tw_call_store_request`,
+//! `tw_call_report_store`), the shared breaker's metrics (`tw_pipeline_get_share_metrics`), the
 //! low-level `tw_shared_limiter`, and `tw_store_scripts` (SCALE-OUT.md).
 //!
 //! The library never talks to a store: it hands a request (script, keys, args, timeout) to the
@@ -55,7 +56,7 @@ impl tw_store_str {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct tw_store_script {
-    /// Its name (`"gcra"`).
+    /// Its name (`"gcra"`, `"breaker"`).
     pub name: tw_store_str,
     /// The lowercase hex SHA1 of `source` (40 bytes), for `EVALSHA`.
     pub sha1: tw_store_str,
@@ -90,7 +91,7 @@ pub struct tw_store_request {
     /// The request id (tw_shared_limiter_reply() takes it back; in a pipeline it is the STORE
     /// step's `request`).
     pub id: u64,
-    /// The script's name (`"gcra"`).
+    /// The script's name (`"gcra"`, `"breaker"`).
     pub script_name: tw_store_str,
     /// The script's lowercase hex SHA1, for `EVALSHA`.
     pub sha1: tw_store_str,
@@ -517,9 +518,9 @@ unsafe fn pipeline<'a>(p: *const tw_pipeline) -> Result<&'a tw_pipeline, Error> 
     unsafe { handle(p, "pipeline") }
 }
 
-/// Run the pipeline's store requests (a config with `store`: a shared rate limit) through
-/// `*store` in tw_pipeline_execute(). The struct is copied; `store->ctx` must stay valid until
-/// the pipeline is freed or another store is set. NULL removes the store.
+/// Run the pipeline's store requests (a config with `store`: a shared rate limit, a shared
+/// breaker) through `*store` in tw_pipeline_execute(). The struct is copied; `store->ctx` must
+/// stay valid until the pipeline is freed or another store is set. NULL removes the store.
 ///
 /// A pipeline with a `store` in its config and no store set still works: tw_pipeline_execute()
 /// answers each store request ::TW_STORE_REPLY_KIND_UNAVAILABLE, so `store.onUnavailable` decides
@@ -628,6 +629,140 @@ pub unsafe extern "C" fn tw_call_report_store(
                 inner.store.forget(call);
                 Ok(())
             })
+        })
+    }
+}
+
+/// The shared breaker's counters (`circuitBreaker.share`; tw_pipeline_get_share_metrics()).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct tw_share_metrics {
+    /// Store requests emitted (syncs, votes, probes, results).
+    pub requests: u64,
+    /// Local trips sent as votes.
+    pub votes: u64,
+    /// Probe leases this instance got.
+    pub probes_granted: u64,
+    /// Probes refused because another instance holds the lease or the fleet is still open.
+    pub probes_denied: u64,
+    /// Times this instance adopted the fleet's open state.
+    pub adopted_open: u64,
+    /// Times this instance adopted the fleet's recovery (closed).
+    pub adopted_closed: u64,
+    /// Times the store's epoch changed (it lost the shared state).
+    pub epoch_changes: u64,
+    /// Replies that were timeouts, unavailable or errors.
+    pub failed: u64,
+    /// Aggregate mode: the fleet window's calls, as last read.
+    pub fleet_calls: u64,
+    /// Aggregate mode: the fleet window's failures, as last read.
+    pub fleet_failures: u64,
+    /// Aggregate mode: the instances reporting into the fleet window, as last read.
+    pub fleet_reporters: u64,
+    /// The fleet's state as last seen.
+    pub fleet_state: tw_breaker_state,
+}
+
+/// The shared breaker's counters (a config with `circuitBreaker.share`), into `*out`; the same
+/// numbers as the `share` object of tw_pipeline_stats_json(). ::TW_STATUS_NOT_CONFIGURED when
+/// the pipeline's breaker is not shared.
+///
+/// # Safety
+/// `p` is a live pipeline; `out` is writable; `err` is NULL or a writable `tw_error *`.
+#[no_mangle]
+pub unsafe extern "C" fn tw_pipeline_get_share_metrics(
+    p: *const tw_pipeline,
+    out: *mut tw_share_metrics,
+    err: *mut *mut tw_error,
+) -> tw_status {
+    // SAFETY: pointers per the contract.
+    unsafe {
+        guard(err, || {
+            let p = pipeline(p)?;
+            if out.is_null() {
+                return Err(Error::null("out"));
+            }
+            let m =
+                p.0.lock()?
+                    .inner
+                    .core
+                    .stats()
+                    .share
+                    .ok_or_else(|| Error::not_configured("circuitBreaker.share"))?;
+            put(
+                out,
+                "out",
+                tw_share_metrics {
+                    requests: m.requests,
+                    votes: m.votes,
+                    probes_granted: m.probes_granted,
+                    probes_denied: m.probes_denied,
+                    adopted_open: m.adopted_open,
+                    adopted_closed: m.adopted_closed,
+                    epoch_changes: m.epoch_changes,
+                    failed: m.failed,
+                    fleet_calls: m.fleet_calls,
+                    fleet_failures: m.fleet_failures,
+                    fleet_reporters: m.fleet_reporters,
+                    fleet_state: m.fleet_state.into(),
+                },
+            )
+        })
+    }
+}
+
+/// The last error reply the store gave the pipeline's shared rate limit (a
+/// ::TW_STORE_REPLY_KIND_FAILED reply: `WRONGTYPE ...`, `CROSSSLOT ...`, `NOPERM ...`, a
+/// deployment mistake), into your buffer; empty when there was none (or the pipeline has no
+/// shared rate limit).
+///
+/// # Safety
+/// `p` is a live pipeline; `buf` is NULL or writable for `cap` bytes; `needed` is NULL or
+/// writable; `err` is NULL or a writable `tw_error *`.
+#[no_mangle]
+pub unsafe extern "C" fn tw_pipeline_store_last_error(
+    p: *const tw_pipeline,
+    buf: *mut c_char,
+    cap: usize,
+    needed: *mut usize,
+    err: *mut *mut tw_error,
+) -> tw_status {
+    // SAFETY: pointers per the contract.
+    unsafe {
+        guard(err, || {
+            let text = pipeline(p)?
+                .0
+                .lock()?
+                .inner
+                .core
+                .store_last_error()
+                .unwrap_or("")
+                .to_owned();
+            write_text(&text, buf, cap, needed)
+        })
+    }
+}
+
+/// Make the pipeline's store scripts (the shared rate limit and the shared breaker) use the
+/// `now_ns` you pass instead of the store's clock (`on`), or the store's clock again. Only for
+/// conformance tests that replay vectors through a real store: in production the store's clock
+/// is the one clock of the fleet. A pipeline without a `store` ignores it. It applies to the
+/// shared parts the pipeline has now: a tw_pipeline_reconfigure() that rebuilds them (a changed
+/// `store`, `rateLimit` or `circuitBreaker.share`) starts them on the store's clock again.
+///
+/// # Safety
+/// `p` is a live pipeline; `err` is NULL or a writable `tw_error *`.
+#[no_mangle]
+pub unsafe extern "C" fn tw_pipeline_use_store_host_clock(
+    p: *mut tw_pipeline,
+    on: bool,
+    err: *mut *mut tw_error,
+) -> tw_status {
+    // SAFETY: pointers per the contract.
+    unsafe {
+        guard(err, || {
+            pipeline(p)?.0.lock()?.inner.core.use_store_host_clock(on);
+            Ok(())
         })
     }
 }

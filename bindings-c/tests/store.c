@@ -176,19 +176,23 @@ static int store_events(tw_pipeline *p, tw_breaker_state to) {
 static void test_scripts(void) {
   size_t n = 0;
   OK(tw_store_scripts(NULL, 0, &n, E));
-  CHECK(n == 1, "one script, got %zu", n);
+  CHECK(n == 2, "two scripts (gcra, breaker), got %zu", n);
   tw_store_script s[4];
   size_t none = 0;
-  CHECK(tw_store_scripts(s, 0, &none, NULL) == TW_STATUS_BUFFER_TOO_SMALL && none == 1, "cap 0");
+  CHECK(tw_store_scripts(s, 1, &none, NULL) == TW_STATUS_BUFFER_TOO_SMALL && none == 2, "cap 1");
   OK(tw_store_scripts(s, 4, &n, E));
-  CHECK(s[0].name.len == 4 && memcmp(s[0].name.ptr, "gcra", 4) == 0, "name %.*s", (int)s[0].name.len, s[0].name.ptr);
-  CHECK(s[0].sha1.len == 40, "sha1 is 40 hex digits");
-  const char *argv[] = {"SCRIPT", "LOAD", s[0].source.ptr};
-  size_t lens[] = {6, 4, s[0].source.len};
-  redisReply *r = redisCommandArgv(admin, 3, argv, lens);
-  CHECK(r && r->type == REDIS_REPLY_STRING && r->len == 40 && memcmp(r->str, s[0].sha1.ptr, 40) == 0,
-        "SCRIPT LOAD gives the listed SHA1");
-  if (r) freeReplyObject(r);
+  static const char *names[] = {"gcra", "breaker"};
+  for (size_t i = 0; i < 2 && i < n; i++) {
+    CHECK(s[i].name.len == strlen(names[i]) && memcmp(s[i].name.ptr, names[i], s[i].name.len) == 0, "name %.*s",
+          (int)s[i].name.len, s[i].name.ptr);
+    CHECK(s[i].sha1.len == 40, "sha1 is 40 hex digits");
+    const char *argv[] = {"SCRIPT", "LOAD", s[i].source.ptr};
+    size_t lens[] = {6, 4, s[i].source.len};
+    redisReply *r = redisCommandArgv(admin, 3, argv, lens);
+    CHECK(r && r->type == REDIS_REPLY_STRING && r->len == 40 && memcmp(r->str, s[i].sha1.ptr, 40) == 0,
+          "SCRIPT LOAD of %s gives the listed SHA1", names[i]);
+    if (r) freeReplyObject(r);
+  }
   admin_do("SCRIPT FLUSH"); /* so the next test's first request meets NOSCRIPT */
 }
 
@@ -480,6 +484,21 @@ static void test_wrongtype_does_not_open_the_store_breaker(void) {
   CHECK(n.failed == 5 && n.sent == 5 && n.timeouts == 0 && n.unavailable == 0, "failed %llu", (unsigned long long)n.failed);
   CHECK(store_stat(p, "errors") == 5 && store_stat(p, "storeState") == 0 && store_events(p, TW_BREAKER_STATE_OPEN) == 0,
         "errors %lld, store breaker closed", store_stat(p, "errors"));
+  /* The pipeline keeps the server's message too: a size query, a short buffer, the text. */
+  size_t need = 0;
+  char pmsg[256], tiny[4] = "xyz";
+  OK(tw_pipeline_store_last_error(p, NULL, 0, &need, E));
+  CHECK(need > 10 && need < sizeof pmsg, "needed %zu", need);
+  CHECK(tw_pipeline_store_last_error(p, tiny, sizeof tiny, NULL, NULL) == TW_STATUS_BUFFER_TOO_SMALL && tiny[0] == 0,
+        "a short buffer is refused and left empty");
+  OK(tw_pipeline_store_last_error(p, pmsg, sizeof pmsg, NULL, E));
+  CHECK(strncmp(pmsg, "WRONGTYPE", 9) == 0 && strlen(pmsg) + 1 == need, "pipeline last error %s", pmsg);
+  tw_pipeline_free(p);
+  /* None yet: empty. */
+  p = pipeline("{\"rateLimit\": {\"algorithm\": \"gcra\", \"rate\": \"100/s\"}, \"store\": {\"key\": \"fine%d\"}}", &cl);
+  CHECK(run(p).status == TW_STATUS_OK, "a fine call");
+  OK(tw_pipeline_store_last_error(p, pmsg, sizeof pmsg, &need, E));
+  CHECK(pmsg[0] == 0 && need == 1, "no error: \"%s\"", pmsg);
   tw_pipeline_free(p);
 
   /* The raw limiter keeps the server's message. */
@@ -499,6 +518,70 @@ static void test_wrongtype_does_not_open_the_store_breaker(void) {
   OK(tw_shared_limiter_last_error(l, msg, sizeof msg, NULL, E));
   CHECK(d.decided && d.source == TW_STORE_SOURCE_FALLBACK && strncmp(msg, "WRONGTYPE", 9) == 0, "last error %s", msg);
   tw_shared_limiter_free(l);
+  client_free(&cl);
+}
+
+static tw_outcome fail_attempt(void *ctx, tw_attempt *a) {
+  (void)ctx;
+  (void)a;
+  return TW_OUTCOME_FAILURE;
+}
+
+/* The shared breaker through tw_pipeline_execute on the store's clock: A trips (2 failures) and
+ * votes; with quorum 1 the fleet opens, and B adopts the open at its first sync without having
+ * failed once. The share metrics, typed and JSON, count it; a breaker that is not shared has
+ * none. */
+static void test_shared_breaker(void) {
+  client cl = client_new();
+  const char *fmt =
+      "{\"circuitBreaker\": {\"trip\": {\"consecutiveFailures\": 2}, \"openDuration\": \"30s\", "
+      "\"share\": {\"mode\": \"signal\", \"quorum\": 1, \"flush\": \"10s\"}}, \"store\": {\"key\": \"fleet%d\"}}";
+  tw_pipeline *a = pipeline(fmt, &cl), *b = pipeline(fmt, &cl);
+  tw_failure f;
+  CHECK(tw_pipeline_execute_ex(a, fail_attempt, NULL, TW_NO_DEADLINE, &f, NULL) == TW_STATUS_FAILURE, "A fails once");
+  CHECK(tw_pipeline_execute_ex(a, fail_attempt, NULL, TW_NO_DEADLINE, &f, NULL) == TW_STATUS_FAILURE, "A fails twice");
+  tw_breaker_state st = TW_BREAKER_STATE_CLOSED;
+  OK(tw_pipeline_get_breaker_state(a, &st, E));
+  CHECK(st == TW_BREAKER_STATE_OPEN, "A tripped locally: %s", tw_breaker_state_str(st));
+  result r = run(a); /* carries A's vote */
+  CHECK(r.status == TW_STATUS_CIRCUIT_OPEN, "A open: %s", tw_status_str(r.status));
+  tw_share_metrics m;
+  OK(tw_pipeline_get_share_metrics(a, &m, E));
+  CHECK(m.votes == 1 && m.fleet_state == TW_BREAKER_STATE_OPEN && m.failed == 0, "A: votes %llu, fleet %s, failed %llu",
+        (unsigned long long)m.votes, tw_breaker_state_str(m.fleet_state), (unsigned long long)m.failed);
+  r = run(b);
+  CHECK(r.status == TW_STATUS_CIRCUIT_OPEN, "B adopted the open: %s", tw_status_str(r.status));
+  OK(tw_pipeline_get_breaker_state(b, &st, E));
+  tw_share_metrics mb;
+  OK(tw_pipeline_get_share_metrics(b, &mb, E));
+  CHECK(st == TW_BREAKER_STATE_OPEN && mb.adopted_open == 1 && mb.votes == 0 && mb.requests >= 1,
+        "B: %s, adoptedOpen %llu, votes %llu, requests %llu", tw_breaker_state_str(st),
+        (unsigned long long)mb.adopted_open, (unsigned long long)mb.votes, (unsigned long long)mb.requests);
+  OK(tw_pipeline_get_share_metrics(a, &m, E));
+  tw_hiredis_counters n = counters(&cl);
+  CHECK(m.requests + mb.requests == n.sent, "share requests %llu + %llu, sent %llu", (unsigned long long)m.requests,
+        (unsigned long long)mb.requests, (unsigned long long)n.sent);
+  /* The stats JSON carries the same object. */
+  char buf[4096];
+  OK(tw_pipeline_stats_json(b, buf, sizeof buf, NULL, E));
+  CHECK(strstr(buf, "\"share\":{") && strstr(buf, "\"adoptedOpen\":1") && strstr(buf, "\"fleetState\":\"open\""),
+        "stats JSON: %s", buf);
+  /* Vectors only: the scripts on the host's clock; any pipeline takes it. */
+  OK(tw_pipeline_use_store_host_clock(a, true, E));
+  OK(tw_pipeline_use_store_host_clock(a, false, E));
+  tw_pipeline_free(a);
+  tw_pipeline_free(b);
+
+  tw_pipeline *plain = pipeline("{\"circuitBreaker\": {}, \"store\": {\"key\": \"plain%d\"}, "
+                                "\"rateLimit\": {\"algorithm\": \"gcra\", \"rate\": \"10/s\"}}", &cl);
+  tw_error *err = NULL;
+  CHECK(tw_pipeline_get_share_metrics(plain, &m, &err) == TW_STATUS_NOT_CONFIGURED, "no share: not configured");
+  CHECK(err && strstr(tw_error_message(err), "circuitBreaker.share"), "%s", err ? tw_error_message(err) : "");
+  tw_error_free(err);
+  OK(tw_pipeline_stats_json(plain, buf, sizeof buf, NULL, E));
+  CHECK(strstr(buf, "\"share\"") == NULL, "no share object: %s", buf);
+  OK(tw_pipeline_use_store_host_clock(plain, true, E));
+  tw_pipeline_free(plain);
   client_free(&cl);
 }
 
@@ -670,6 +753,17 @@ static void test_bad_input(void) {
   CHECK(tw_call_store_request(NULL, 1, &req, NULL) == TW_STATUS_NULL_ARGUMENT, "store_request");
   CHECK(tw_call_report_store(NULL, 1, &reply, 0, NULL) == TW_STATUS_NULL_ARGUMENT, "report_store");
   CHECK(tw_store_scripts(NULL, 0, NULL, NULL) == TW_STATUS_NULL_ARGUMENT, "scripts count");
+  tw_share_metrics sm;
+  CHECK(tw_pipeline_get_share_metrics(NULL, &sm, NULL) == TW_STATUS_NULL_ARGUMENT, "share metrics");
+  CHECK(tw_pipeline_store_last_error(NULL, NULL, 0, &n, NULL) == TW_STATUS_NULL_ARGUMENT, "pipeline last_error");
+  CHECK(tw_pipeline_use_store_host_clock(NULL, true, NULL) == TW_STATUS_NULL_ARGUMENT, "pipeline use_store_host_clock");
+  const char *shared = "{\"circuitBreaker\": {\"share\": {}}, \"store\": {\"key\": \"k\"}}";
+  tw_pipeline *sp = NULL;
+  OK(tw_pipeline_new(shared, strlen(shared), &sp, E));
+  CHECK(tw_pipeline_get_share_metrics(sp, NULL, NULL) == TW_STATUS_NULL_ARGUMENT, "share metrics out NULL");
+  OK(tw_pipeline_get_share_metrics(sp, &sm, E));
+  CHECK(sm.requests == 0 && sm.fleet_state == TW_BREAKER_STATE_CLOSED, "a fresh share");
+  tw_pipeline_free(sp);
   tw_shared_limiter_free(NULL);
   const char *good = "{\"rateLimit\": {\"algorithm\": \"gcra\", \"rate\": \"1/s\"}, \"store\": {\"key\": \"k\"}}";
   OK(tw_shared_limiter_new(good, strlen(good), &l, E));
@@ -708,6 +802,7 @@ int main(void) {
                            test_store_on_a_closed_port,
                            test_store_frozen,
                            test_wrongtype_does_not_open_the_store_breaker,
+                           test_shared_breaker,
                            test_raw_shared_limiter,
                            test_callbacks_that_misbehave,
                            test_bad_input};

@@ -1,7 +1,7 @@
 // The C++ layer over the store API (tripwire.hpp): tw::make_store over a lambda, an exception
-// in it, Pipeline::set_store, tw::SharedLimiter. The store here is a stand-in that answers the
-// way the gcra script does ({code, store s, store ns, wait, until full, remaining, limit,
-// members}); the real script runs in store.c and vectors.c.
+// in it, Pipeline::set_store, store_last_error and share_metrics, tw::SharedLimiter. The store
+// here is a stand-in that answers the way the gcra script does ({code, store s, store ns, wait,
+// until full, remaining, limit, members}); the real scripts run in store.c and vectors.c.
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -49,6 +49,15 @@ int main() {
   });
   CHECK(calls == 2 && p.stats_json().find("\"errors\":1") != std::string::npos,
         "an exception is a failed request: the fallback decides");
+  CHECK(p.store_last_error() == "client exploded", "the exception's message is the store's last error");
+  try {
+    p.share_metrics();
+    CHECK(false, "a breaker that is not shared has no share metrics");
+  } catch (const tw::Error &e) {
+    CHECK(e.status() == TW_STATUS_NOT_CONFIGURED, e.what());
+  }
+  tw::Pipeline shared(R"({"circuitBreaker": {"share": {"mode": "signal"}}, "store": {"key": "cpp"}})");
+  CHECK(shared.share_metrics().requests == 0 && shared.store_last_error().empty(), "a fresh shared breaker");
 
   tw::SharedLimiter l(config, 1);
   tw_shared_decision d = l.decide(admitting, "");

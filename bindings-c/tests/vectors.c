@@ -4,8 +4,11 @@
  *
  * `sharedRateLimit` vectors, and every `gcra` rate-limit vector a second time, run through
  * tw_shared_limiter, the hiredis adapter (bindings-c/adapters) and the real script on the Redis
- * of TRIPWIRE_REDIS_URL (FLUSHALL before each); without it they are skipped, unless
- * TRIPWIRE_REQUIRE_REDIS is set (scripts/ci/test-c.sh sets both).
+ * of TRIPWIRE_REDIS_URL (FLUSHALL before each); `fleet` vectors run N pipelines through the
+ * step protocol (tw_call_poll, tw_call_store_request, tw_call_report_store), their store steps
+ * answered by the same adapter and Redis. Without TRIPWIRE_REDIS_URL these are skipped, unless
+ * TRIPWIRE_REQUIRE_REDIS is set (scripts/ci/test-c.sh sets both). With Redis, the runner also
+ * proves it can fail: tampered copies of a fleet vector must be reported at the tampered step.
  *
  * Usage: vectors <dir>
  */
@@ -1098,6 +1101,18 @@ static redisContext *redis_connect(const char *url) {
   return redisConnectWithTimeout(host, port, tv);
 }
 
+/* The scripts (by SHA1) of every request sent to Redis: each is EVALed once, the first time. */
+static char scripts_seen[8][41];
+static size_t nscripts_seen;
+
+static void note_script(const tw_store_request *r) {
+  char sha[41];
+  snprintf(sha, sizeof sha, "%.*s", (int)(r->sha1.len < 40 ? r->sha1.len : 40), r->sha1.ptr);
+  for (size_t i = 0; i < nscripts_seen; i++)
+    if (strcmp(scripts_seen[i], sha) == 0) return;
+  if (nscripts_seen < sizeof scripts_seen / sizeof scripts_seen[0]) memcpy(scripts_seen[nscripts_seen++], sha, 41);
+}
+
 static cJSON *shared_decision_json(const tw_shared_decision *d, bool sent) {
   cJSON *o = decision_json(&d->decision);
   cJSON_AddStringToObject(o, "source", tw_store_source_str(d->source));
@@ -1120,6 +1135,7 @@ static int shared_check(tw_shared_limiter *l, const cJSON *step, const char *key
     memset(&reply, 0, sizeof reply);
     const char *how = str(step, "reply");
     if (how == NULL || strcmp(how, "store") == 0) {
+      note_script(&req);
       tw_hiredis_run(redis_store, &req, &reply);
       if (reply.kind != TW_STORE_REPLY_KIND_VALUES) {
         fail("%s: Redis did not answer the script (kind %u: %s)", ctx, reply.kind, reply.message);
@@ -1247,6 +1263,223 @@ static void redis_flushall(void) {
   if (r) freeReplyObject(r);
 }
 
+/* ---------------------------------------------------------------- fleet */
+
+/* One call through `p` at the step's time, its attempt (if one runs) ending with the step's
+ * `outcome`; every STORE step is run on Redis through the adapter. `*actual` is
+ * {"result": "ok" | "failed" | <error kind>, "requests": <STORE steps the call carried>}. */
+static int fleet_call(tw_pipeline *p, const cJSON *step, cJSON **actual, const char *ctx) {
+  uint64_t now = at(step);
+  const char *outcome = str(step, "outcome") ? str(step, "outcome") : "success";
+  bool success = strcmp(outcome, "success") == 0;
+  if (!success && strcmp(outcome, "failure") != 0) return fail("%s: unknown outcome \"%s\"", ctx, outcome);
+  tw_call call;
+  TRY(tw_call_begin(p, now, TW_NO_DEADLINE, &call, ERR), ctx);
+  int requests = 0;
+  for (int n = 0; n < 16; n++) {
+    tw_step s;
+    TRY(tw_call_poll(p, call, now, &s, ERR), ctx);
+    if (s.kind == TW_STEP_KIND_STORE) {
+      requests++;
+      tw_store_request req;
+      TRY(tw_call_store_request(p, call, &req, ERR), ctx);
+      if (req.id != s.request) return fail("%s: the STORE step names request %llu, the copy %llu", ctx,
+                                           (unsigned long long)s.request, (unsigned long long)req.id);
+      note_script(&req);
+      tw_store_reply reply;
+      memset(&reply, 0, sizeof reply);
+      tw_hiredis_run(redis_store, &req, &reply);
+      if (reply.kind != TW_STORE_REPLY_KIND_VALUES)
+        return fail("%s: Redis did not answer the %.*s script (kind %u: %s)", ctx, (int)req.script_name.len,
+                    req.script_name.ptr, reply.kind, reply.message);
+      TRY(tw_call_report_store(p, call, &reply, now, ERR), ctx);
+    } else if (s.kind == TW_STEP_KIND_ATTEMPT) {
+      tw_report r = {0};
+      r.outcome = success ? TW_OUTCOME_SUCCESS : TW_OUTCOME_FAILURE;
+      r.retryable = false;
+      TRY(tw_call_report(p, call, &r, now, ERR), ctx);
+    } else if (s.kind == TW_STEP_KIND_DONE || s.kind == TW_STEP_KIND_FAIL) {
+      const char *result = s.kind == TW_STEP_KIND_DONE          ? "ok"
+                           : s.failure.kind == TW_KIND_FAILURE ? "failed"
+                                                                : tw_kind_str(s.failure.kind);
+      *actual = cJSON_CreateObject();
+      cJSON_AddStringToObject(*actual, "result", result);
+      cJSON_AddNumberToObject(*actual, "requests", requests);
+      return 0;
+    } else {
+      cJSON *j = step_json(&s);
+      char *t = cJSON_PrintUnformatted(j);
+      fail("%s: unexpected step %s", ctx, t);
+      free(t);
+      cJSON_Delete(j);
+      return -1;
+    }
+  }
+  return fail("%s: a call did not end within 16 steps", ctx);
+out:
+  return -1;
+}
+
+/* The `share` object of the stats JSON (null without one); it must agree with the struct of
+ * tw_pipeline_get_share_metrics(). */
+static int fleet_share(tw_pipeline *p, cJSON **actual, const char *ctx) {
+  size_t need = 0;
+  TRY(tw_pipeline_stats_json(p, NULL, 0, &need, ERR), ctx);
+  char *text = malloc(need);
+  tw_error *err = NULL;
+  tw_status st = tw_pipeline_stats_json(p, text, need, NULL, &err);
+  if (st != TW_STATUS_OK) {
+    free(text);
+    return ok(st, err, ctx);
+  }
+  cJSON *stats = cJSON_Parse(text);
+  free(text);
+  cJSON *share = cJSON_DetachItemFromObjectCaseSensitive(stats, "share");
+  cJSON_Delete(stats);
+  tw_share_metrics m;
+  err = NULL;
+  st = tw_pipeline_get_share_metrics(p, &m, &err);
+  if (share == NULL) {
+    *actual = cJSON_CreateNull();
+    tw_error_free(err);
+    if (st != TW_STATUS_NOT_CONFIGURED)
+      return fail("%s: no share in the stats JSON, but tw_pipeline_get_share_metrics gave %s", ctx, tw_status_str(st));
+    return 0;
+  }
+  *actual = share;
+  if (ok(st, err, ctx) != 0) return -1;
+  cJSON *typed = cJSON_CreateObject();
+#define F(name, field) cJSON_AddNumberToObject(typed, name, (double)m.field)
+  F("requests", requests);
+  F("votes", votes);
+  F("probesGranted", probes_granted);
+  F("probesDenied", probes_denied);
+  F("adoptedOpen", adopted_open);
+  F("adoptedClosed", adopted_closed);
+  F("epochChanges", epoch_changes);
+  F("failed", failed);
+  F("fleetCalls", fleet_calls);
+  F("fleetFailures", fleet_failures);
+  F("fleetReporters", fleet_reporters);
+#undef F
+  cJSON_AddStringToObject(typed, "fleetState", tw_breaker_state_str(m.fleet_state));
+  int same = cJSON_Compare(typed, share, 1);
+  if (!same) {
+    char *a = cJSON_PrintUnformatted(share), *b = cJSON_PrintUnformatted(typed);
+    fail("%s: the stats JSON's share %s differs from tw_pipeline_get_share_metrics %s", ctx, a, b);
+    free(a);
+    free(b);
+  }
+  cJSON_Delete(typed);
+  return same ? 0 : -1;
+out:
+  return -1;
+}
+
+/* `instances` pipelines (seeds 1..N, the store scripts on the vector's clock) share one Redis. */
+static int run_fleet(const cJSON *v) {
+  int rc = -1;
+  const char *description = str(v, "description");
+  if (!description || !*description) return fail("a vector needs a description");
+  const cJSON *instances = cJSON_GetObjectItemCaseSensitive(v, "instances");
+  if (!cJSON_IsNumber(instances) || instances->valuedouble < 1 || instances->valuedouble > 64)
+    return fail("instances: a number of pipelines from 1 to 64");
+  int n = (int)instances->valuedouble;
+  char *config = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(v, "config"));
+  tw_pipeline **fleet = calloc((size_t)n, sizeof *fleet);
+  char ctx[96];
+  for (int k = 0; k < n; k++) {
+    snprintf(ctx, sizeof ctx, "config (instance %d)", k);
+    TRY(tw_pipeline_new_with_seed(config, strlen(config), (uint64_t)k + 1, &fleet[k], ERR), ctx);
+    TRY(tw_pipeline_use_store_host_clock(fleet[k], true, ERR), ctx);
+  }
+  const cJSON *step;
+  int i = 0;
+  cJSON_ArrayForEach(step, cJSON_GetObjectItemCaseSensitive(v, "steps")) {
+    char sub[64];
+    step_ctx(sub, sizeof sub, i++, step);
+    const cJSON *inst = cJSON_GetObjectItemCaseSensitive(step, "instance");
+    if (!cJSON_IsNumber(inst)) { fail("%s: instance", sub); goto out; }
+    int k = (int)inst->valuedouble;
+    if (k < 0 || k >= n || (double)k != inst->valuedouble) { fail("%s: no instance %g", sub, inst->valuedouble); goto out; }
+    snprintf(ctx, sizeof ctx, "%s (instance %d)", sub, k);
+    tw_pipeline *p = fleet[k];
+    const char *op = str(step, "op") ? str(step, "op") : "";
+    cJSON *actual = NULL;
+    if (strcmp(op, "call") == 0) {
+      if (fleet_call(p, step, &actual, ctx) != 0) goto out;
+    } else if (strcmp(op, "state") == 0) {
+      tw_breaker_state s;
+      TRY(tw_pipeline_get_breaker_state(p, &s, ERR), ctx);
+      actual = cJSON_CreateString(tw_breaker_state_str(s));
+    } else if (strcmp(op, "share") == 0) {
+      if (fleet_share(p, &actual, ctx) != 0) {
+        cJSON_Delete(actual);
+        goto out;
+      }
+    } else {
+      fail("%s: unknown fleet op \"%s\"", ctx, op);
+      goto out;
+    }
+    if (expect_always(step, actual, ctx) != 0) goto out;
+  }
+  rc = 0;
+out:
+  for (int k = 0; k < n; k++) tw_pipeline_free(fleet[k]);
+  free(fleet);
+  free(config);
+  return rc;
+}
+
+/* The runner can fail: copies of a fleet vector, each with one expectation changed (a call's
+ * result, its store requests, a breaker state, a share counter, a missing instance), must each
+ * be reported at that step. Returns the number of tamperings that went unnoticed. */
+static int fleet_runner_fails_on_tampering(const cJSON *v) {
+  static const struct {
+    const char *op, *field, *to; /* field NULL: the whole expect; "instance": the step's instance */
+  } cases[] = {
+      {"call", "result", "\"rateLimited\""}, {"call", "requests", "7"}, {"state", NULL, "\"halfOpen\""},
+      {"share", "probesGranted", "9"},        {"share", "fleetState", "\"forcedOpen\""},
+      {"call", "instance", "99"},
+  };
+  int unnoticed = 0;
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    cJSON *copy = cJSON_Duplicate(v, 1);
+    cJSON *steps = cJSON_GetObjectItemCaseSensitive(copy, "steps");
+    int n = cJSON_GetArraySize(steps), at_step = -1;
+    /* The last step with this op whose expectation has the field. */
+    for (int i = n - 1; i >= 0 && at_step < 0; i--) {
+      cJSON *st = cJSON_GetArrayItem(steps, i);
+      if (strcmp(str(st, "op") ? str(st, "op") : "", cases[c].op) != 0) continue;
+      cJSON *e = cJSON_GetObjectItemCaseSensitive(st, "expect");
+      cJSON *to = cJSON_Parse(cases[c].to);
+      if (cases[c].field == NULL) {
+        cJSON_ReplaceItemInObjectCaseSensitive(st, "expect", to);
+      } else if (strcmp(cases[c].field, "instance") == 0) {
+        cJSON_ReplaceItemInObjectCaseSensitive(st, "instance", to);
+      } else if (cJSON_GetObjectItemCaseSensitive(e, cases[c].field)) {
+        cJSON_ReplaceItemInObjectCaseSensitive(e, cases[c].field, to);
+      } else {
+        cJSON_AddItemToObject(e, cases[c].field, to);
+      }
+      at_step = i;
+    }
+    char want[32];
+    snprintf(want, sizeof want, "step %d (", at_step);
+    redis_flushall();
+    failure_text[0] = 0;
+    int r = at_step < 0 ? 0 : run_fleet(copy);
+    if (r == 0 || strstr(failure_text, want) != failure_text) {
+      printf("FAIL runner self-test: %s %s -> %s at step %d of %s went unnoticed or misreported: \"%s\"\n",
+             cases[c].op, cases[c].field ? cases[c].field : "expect", cases[c].to, at_step, str(v, "name"),
+             failure_text);
+      unnoticed++;
+    }
+    cJSON_Delete(copy);
+  }
+  return unnoticed;
+}
+
 /* ---------------------------------------------------------------- config */
 
 static int run_config(const cJSON *v) {
@@ -1327,7 +1560,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "vectors: TRIPWIRE_REQUIRE_REDIS is set but TRIPWIRE_REDIS_URL is not\n");
     return 2;
   }
-  size_t failed = 0, skipped = 0, through_redis = 0;
+  size_t failed = 0, skipped = 0, through_redis = 0, fleet_vectors = 0;
+  cJSON *tamper_with = NULL; /* the first fleet vector that passed */
   for (size_t i = 0; i < n; i++) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, names[i]);
@@ -1356,6 +1590,17 @@ int main(int argc, char **argv) {
         skipped++;
         r = 0;
       }
+    } else if (strcmp(kind, "fleet") == 0) {
+      if (redis_store) {
+        redis_flushall();
+        through_redis++;
+        fleet_vectors++;
+        r = run_fleet(v);
+        if (r == 0 && tamper_with == NULL) tamper_with = cJSON_Duplicate(v, 1);
+      } else {
+        skipped++;
+        r = 0;
+      }
     } else r = fail("unknown kind %s", kind);
     if (r == 0 && redis_store && is_gcra(v)) {
       redis_flushall();
@@ -1370,22 +1615,33 @@ int main(int argc, char **argv) {
     free(names[i]);
   }
   free(names);
-  printf("vectors: %zu passed, %zu failed", n - failed - skipped, failed);
+  size_t passed = n - failed - skipped;
+  int self_test = -1;
+  if (tamper_with) {
+    self_test = fleet_runner_fails_on_tampering(tamper_with);
+    cJSON_Delete(tamper_with);
+    if (self_test != 0) failed++;
+  } else if (redis_store) {
+    printf("FAIL runner self-test: no fleet vector passed to tamper with\n");
+    failed++;
+  }
+  printf("vectors: %zu passed, %zu failed", passed, failed);
+  if (self_test == 0) printf("; 6 tampered fleet expectations each reported at their step");
   if (redis_store) {
-    /* The script was loaded once, by the EVAL after the first NOSCRIPT (FLUSHALL keeps it). */
+    /* Each script was loaded once, by the EVAL after its first NOSCRIPT (FLUSHALL keeps it). */
     tw_hiredis_counters c;
     tw_hiredis_get_counters(redis_store, &c);
-    printf("; %zu replayed through Redis (%llu requests, %llu EVAL)", through_redis,
-           (unsigned long long)c.sent, (unsigned long long)c.evals);
-    if (c.evals != 1 || through_redis < 4) {
-      printf("\nFAIL: expected exactly one EVAL and at least 4 vectors through Redis");
+    printf("; %zu replayed through Redis (%zu fleet; %llu requests, %llu EVAL for %zu scripts)", through_redis,
+           fleet_vectors, (unsigned long long)c.sent, (unsigned long long)c.evals, nscripts_seen);
+    if (c.evals != nscripts_seen || nscripts_seen < 2 || through_redis < 4 || fleet_vectors < 3) {
+      printf("\nFAIL: expected one EVAL per script (gcra and breaker), at least 4 vectors through Redis, 3 of them fleet");
       failed++;
     }
     tw_hiredis_free(redis_store);
     redisFree(redis_conn);
     redisFree(redis_admin);
   } else if (skipped) {
-    printf("; %zu sharedRateLimit vectors SKIPPED (no TRIPWIRE_REDIS_URL)", skipped);
+    printf("; %zu sharedRateLimit and fleet vectors SKIPPED (no TRIPWIRE_REDIS_URL)", skipped);
   }
   printf("\n");
   return failed == 0 && n > 0 ? 0 : 1;
