@@ -759,6 +759,8 @@ pub struct Pipeline {
     shared_breaker: Option<SharedBreaker>,
     /// The highest request number any shared limiter or breaker of this pipeline reached.
     request_floor: u64,
+    /// [`Pipeline::use_store_host_clock`], kept for limiters rebuilt by `reconfigure`.
+    store_host_clock: bool,
     bulkhead: Option<Bulkhead>,
     breaker: Option<CircuitBreaker>,
     retry: Option<Retry>,
@@ -865,6 +867,7 @@ impl Pipeline {
         Ok(Pipeline {
             shared_breaker: new_shared_breaker(&config, seed)?,
             request_floor: 0,
+            store_host_clock: false,
             shared,
             layout: Layout::new(&config),
             rng: Rng::new(seed),
@@ -1372,6 +1375,7 @@ impl Pipeline {
     /// Make the store scripts use the host's `now` instead of the store's clock. Only for
     /// conformance tests that replay vectors through a real store.
     pub fn use_store_host_clock(&mut self, on: bool) {
+        self.store_host_clock = on;
         if let Some(s) = self.shared.as_mut() {
             s.use_host_clock(on);
         }
@@ -1380,11 +1384,15 @@ impl Pipeline {
         }
     }
 
-    /// The last error reply of the shared rate limit's store (`CROSSSLOT`, `NOPERM`,
-    /// `WRONGTYPE`…: a deployment mistake; [`PipelineStats::store`] counts them).
+    /// The last error reply of the store (`CROSSSLOT`, `NOPERM`, `WRONGTYPE`…: a deployment
+    /// mistake; [`PipelineStats::store`] and [`PipelineStats::share`] count them): the shared
+    /// rate limit's, else the shared breaker's.
     #[must_use]
     pub fn store_last_error(&self) -> Option<&str> {
-        self.shared.as_ref()?.last_error()
+        self.shared
+            .as_ref()
+            .and_then(SharedLimiter::last_error)
+            .or_else(|| self.shared_breaker.as_ref()?.last_error())
     }
 
     /// The shared rate limit, with a `store`.
@@ -1974,12 +1982,14 @@ impl Pipeline {
         if let Some(mut shared) = new_shared_limiter {
             if let Some(new) = shared.as_mut() {
                 new.number_requests_from(self.request_floor);
+                new.use_host_clock(self.store_host_clock);
             }
             self.shared = shared;
         }
         if let Some(mut sb) = new_shared_breaker {
             if let Some(new) = sb.as_mut() {
                 new.number_requests_from(self.request_floor);
+                new.use_host_clock(self.store_host_clock);
             }
             self.shared_breaker = sb;
         }

@@ -228,6 +228,7 @@ pub(crate) struct SharedBreaker {
     events: EventQueue,
     metrics: ShareMetrics,
     host_clock: bool,
+    last_error: Option<String>,
 }
 
 /// The fleet-wide rule of aggregate mode, from the breaker's `failureRate` rule.
@@ -301,6 +302,7 @@ impl SharedBreaker {
             events: EventQueue::new(),
             metrics: ShareMetrics::default(),
             host_clock: false,
+            last_error: None,
             rng,
         })
     }
@@ -532,6 +534,14 @@ impl SharedBreaker {
         self.drain_avail();
         let Some(v) = values else {
             self.metrics.failed += 1;
+            match &reply {
+                StoreReply::Failed(msg) => self.last_error = Some(msg.clone()),
+                StoreReply::NoScript => self.last_error = Some("NOSCRIPT after EVAL".to_owned()),
+                StoreReply::Values(v) => {
+                    self.last_error = Some(format!("unreadable script reply {v:?}"));
+                }
+                _ => {}
+            }
             // Not delivered: a vote or a result is retried by the next call.
             match pending.op {
                 Op::Trip => self.pending_vote = true,
@@ -664,6 +674,10 @@ impl SharedBreaker {
 
     pub(crate) fn poll_event(&mut self) -> Option<Event> {
         self.events.pop()
+    }
+
+    pub(crate) fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
     }
 
     pub(crate) fn metrics(&self) -> ShareMetrics {
