@@ -498,6 +498,32 @@ impl PyPipeline {
         step_tuple(py, step)
     }
 
+    /// The last error reply of the shared rate limit's store (`CROSSSLOT`, `NOPERM`,
+    /// `WRONGTYPE`...: a deployment mistake; `stats()["store"]["errors"]` counts them), or
+    /// `None`.
+    fn store_last_error(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        let g = self.lock();
+        let core = g
+            .core
+            .as_ref()
+            .ok_or_else(|| errors::closed(py, "pipeline"))?;
+        Ok(core.store_last_error().map(str::to_owned))
+    }
+
+    /// Make the store scripts (shared rate limit and shared breaker) use the caller's `now`
+    /// instead of the store's clock: a testing hook for conformance vectors only (in
+    /// production the store's clock is the fleet's one clock).
+    #[pyo3(name = "_use_store_host_clock")]
+    fn use_store_host_clock(&self, py: Python<'_>, on: bool) -> PyResult<()> {
+        let mut g = self.lock();
+        let core = g
+            .core
+            .as_mut()
+            .ok_or_else(|| errors::closed(py, "pipeline"))?;
+        core.use_store_host_clock(on);
+        Ok(())
+    }
+
     /// The config's store timeout in nanoseconds (`None` without a `store`).
     fn store_timeout(&self, py: Python<'_>) -> PyResult<Option<u64>> {
         let g = self.lock();

@@ -1,7 +1,9 @@
 """A rate limit shared through Redis, as users write it: ``Pipeline(config, store=client)``
 with redis-py's sync and asyncio clients, several instances on one key, the store down or
 frozen (the fallback decides within the store timeout, nothing is resent, the store decides
-again after recovery), error replies, the raw ``SharedLimiter``, and bad input."""
+again after recovery), error replies, a breaker shared by several instances
+(``circuitBreaker.share``: its metrics, events and votes), the raw ``SharedLimiter``, and bad
+input."""
 
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 import tripwire
-from tripwire import ConfigError, Event, Pipeline, RateLimitedError, UsageError, _native, load_policies
+from tripwire import CircuitOpenError, ConfigError, Event, Pipeline, RateLimitedError, UsageError, _native, load_policies
 from tripwire.redis_store import AsyncRedisStore, RedisStore, scripts
+from tripwire.testing import FakeClock
 
 TIMEOUT = 0.025
 #: How much later than the store timeout a call may complete: scheduling noise on a loaded
@@ -336,6 +339,10 @@ def test_a_wrongtype_reply_fails_without_opening_the_store_breaker(client: Any, 
     assert (s["errors"], s["requests"], s["timeouts"], s["unavailable"]) == (5, 5, 0, 0)
     assert s["storeState"] == "closed", "a deployment mistake is not unavailability"
     assert api.store.failed == 5
+    assert api.store_last_error is not None and api.store_last_error.startswith("WRONGTYPE"), api.store_last_error
+    fine = Pipeline(limit("fine", burst=10), store=client)
+    assert fine.call(ok) == "ok" and fine.store_last_error is None
+    assert Pipeline({"rateLimit": {"rate": "10/s"}}).store_last_error is None, "no store, no store error"
 
 
 def test_a_late_reply_is_dropped_and_counts_as_a_timeout() -> None:
@@ -422,12 +429,133 @@ def test_a_single_connection_client_and_loaded_scripts(redis_url: str, admin: An
         c.close()
 
 
+# -- the shared breaker (circuitBreaker.share) ----------------------------------------------
+
+
+def fleet_breaker(key: str, **store: Any) -> Dict[str, Any]:
+    """Signal mode: a local trip (2 failures in a row) is a vote; 2 votes open the fleet."""
+    return {
+        "circuitBreaker": {
+            "trip": {"consecutiveFailures": 2},
+            "openDuration": "30s",
+            "share": {"mode": "signal", "quorum": 2, "flush": "1s"},
+        },
+        "store": {"key": key, **store},
+    }
+
+
+def fail() -> str:
+    raise RuntimeError("down")
+
+
+def trip(p: Pipeline) -> None:
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="down"):
+            p.call(fail)
+    assert p.state == "open"
+
+
+def test_a_shared_breaker_opens_the_fleet_on_a_quorum_and_shows_in_stats(redis_url: str, client: Any) -> None:
+    # A fake clock that never moves: only the calls' own store requests run (no flush falls
+    # due); the fleet's state lives on the store's clock.
+    clock = FakeClock()
+    other = sync_client(redis_url)
+    try:
+        a = Pipeline(fleet_breaker("py-fleet"), clock, store=client)
+        b = Pipeline(fleet_breaker("py-fleet"), clock, store=other)
+        for p in (a, b):
+            assert p.call(ok) == "ok"  # the first call syncs with the fleet
+        trip(a)
+        with pytest.raises(CircuitOpenError):
+            a.call(ok)  # carries A's vote: one of two
+        s = a.stats()
+        assert "store" not in s, "no shared rate limit, no store metrics (as the core serializes them)"
+        assert (s["share"]["votes"], s["share"]["fleetState"], s["share"]["failed"]) == (1, "closed", 0)
+        assert s["share"]["requests"] == 2 and a.store.sent == 2
+        assert b.call(ok) == "ok", "one vote does not open the fleet"
+        trip(b)
+        with pytest.raises(CircuitOpenError):
+            b.call(ok)  # the second vote opens the fleet
+        assert (b.stats()["share"]["votes"], b.stats()["share"]["fleetState"]) == (1, "open")
+        # A newcomer with a shared rate limit too: the limit admits, the fleet refuses.
+        config = {**fleet_breaker("py-fleet"), "rateLimit": {"algorithm": "gcra", "rate": "100/s", "burst": 10}}
+        c = Pipeline(config, clock, store=client)
+        events: List[Event] = []
+        c.on("stateChanged", events.append)
+        with pytest.raises(CircuitOpenError) as e:
+            c.call(ok)
+        assert e.value.retry_after is not None and 25 < e.value.retry_after <= 30
+        assert c.state == "open" and [(x.from_state, x.to_state) for x in events] == [("closed", "open")]
+        s = c.stats()
+        assert (s["share"]["adoptedOpen"], s["share"]["votes"], s["share"]["fleetState"]) == (1, 0, "open")
+        assert (s["store"]["requests"], s["store"]["storeAllowed"]) == (1, 1), "both metrics, as the core serializes them"
+        assert s["breaker"]["state"] == "open"
+        assert "tripwire_" in c.prometheus()
+    finally:
+        other.close()
+
+
+def test_the_shared_breakers_store_breaker_emits_store_state_changed(redis_url: str, client: Any) -> None:
+    class Flaky:
+        """The real store, or an outage."""
+
+        down = True
+        sent = 0
+
+        def __init__(self) -> None:
+            self.real = RedisStore(client, timeout=TIMEOUT)
+
+        def run(self, request: Any, timeout: float) -> Any:
+            self.sent += 1
+            return "unavailable" if self.down else self.real.run(request, timeout)
+
+    clock = FakeClock()
+    flaky = Flaky()
+    # One unavailable reply opens the store breaker for 500 ms, one good reply closes it (the
+    # default takes 3 failures in a row).
+    store_breaker = {
+        "trip": {"consecutiveFailures": 1},
+        "openDuration": "500ms",
+        "halfOpen": {"permittedCalls": 1, "successThreshold": 1},
+    }
+    api = Pipeline(fleet_breaker("py-flaky", breaker=store_breaker), clock, store=flaky)
+    events: List[Event] = []
+    api.on("storeStateChanged", events.append)
+    assert api.call(ok) == "ok", "an unreachable fleet leaves the local breaker in charge"
+    assert [(e.type, e.from_state, e.to_state) for e in events] == [("storeStateChanged", "closed", "open")]
+    share = api.stats()["share"]
+    assert (share["failed"], share["requests"], flaky.sent) == (1, 1, 1)
+    assert api.store_last_error is None, "unavailability is not an error reply"
+    flaky.down = False
+    clock.advance(3.0)  # past the store breaker's 500 ms and the next (jittered) 1 s flush
+    assert api.call(ok) == "ok"
+    assert [e.to_state for e in events] == ["open", "halfOpen", "closed"], events
+    assert events[-1].at == pytest.approx(3.0)
+    assert (api.stats()["share"]["failed"], flaky.sent) == (1, 2)
+
+
+def test_the_store_host_clock_hook_is_a_testing_hook_on_the_native_handle() -> None:
+    native = _native.Pipeline(json.dumps(fleet_breaker("hook")), 1)
+    native._use_store_host_clock(True)
+    native._use_store_host_clock(False)
+    _native.Pipeline('{"retry": {}}', 1)._use_store_host_clock(True)  # nothing shared: no-op
+    assert native.store_last_error() is None
+    native.close()
+    for use in (lambda: native._use_store_host_clock(True), native.store_last_error):
+        with pytest.raises(UsageError) as e:
+            use()
+        assert e.value.reason == "closed"
+
+
 # -- the raw layer -------------------------------------------------------------------------
 
 
 def test_the_raw_shared_limiter_round_trip(client: Any) -> None:
-    (gcra,) = scripts()
-    assert gcra.name == "gcra" and gcra.sha1 == hashlib.sha1(gcra.source.encode()).hexdigest()
+    every = scripts()
+    # The shared rate limit's script and the shared breaker's, each named by its own SHA1.
+    assert [s.name for s in every] == ["gcra", "breaker"], every
+    assert all(s.sha1 == hashlib.sha1(s.source.encode()).hexdigest() for s in every)
+    gcra = every[0]
     config = json.dumps(limit("raw", burst=1))
     shared = _native.SharedLimiter(config, 7)
     store = RedisStore(client, timeout=TIMEOUT)

@@ -580,6 +580,90 @@ def run_retry(v: Dict[str, Any]) -> None:
             check(step["expect"], actual, c)
 
 
+# -- fleet -----------------------------------------------------------------------------------
+
+#: The most steps one fleet call may take (a store round trip or two, an attempt, the end).
+FLEET_CALL_STEPS = 16
+
+
+def _fleet_call(p: Any, step: Dict[str, Any], store: Store, c: str) -> Dict[str, Any]:
+    """One call through pipeline `p` at the step's `at`, every store step answered by `store`
+    and the attempt (if one runs) ending with the step's `outcome` (not retryable, no hint):
+    ``{"result": "ok" | "failed" | <error kind>, "requests": <store requests carried>}``."""
+    now = at(step)
+    outcome = step.get("outcome", "success")
+    if outcome not in ("success", "failure"):
+        raise VectorFailure(f"{c}: unknown outcome {outcome!r}")
+    code = _native.OUTCOME_SUCCESS if outcome == "success" else _native.OUTCOME_FAILURE
+    requests = 0
+    try:
+        call = p.begin(now)
+        for _ in range(FLEET_CALL_STEPS):
+            s = p.poll(call, now)
+            tag = s[0]
+            if tag == _native.STEP_STORE:
+                requests += 1
+                request = p.store_request(s[2])
+                if request is None:
+                    raise VectorFailure(f"{c}: a store step names its request")
+                p.report_store(call, store(request), now)
+            elif tag == _native.STEP_ATTEMPT:
+                p.report(call, code, False, None, now)
+            elif tag == _native.STEP_DONE:
+                return {"result": "ok", "requests": requests}
+            elif tag == _native.STEP_FAIL:
+                kind = KINDS[s[1] - 1]
+                return {"result": "failed" if kind == "failure" else kind, "requests": requests}
+            else:
+                raise VectorFailure(f"{c}: unexpected step {step_json(s)}")
+    except UsageError as e:
+        raise VectorFailure(f"{c}: {e}") from e
+    raise VectorFailure(f"{c}: a call did not end within {FLEET_CALL_STEPS} steps")
+
+
+def run_fleet(v: Dict[str, Any], store: Optional[Store] = None, *, host_clock: bool = True) -> None:
+    """A ``fleet`` vector: ``instances`` pipelines (host seeds 1..N, store scripts on the
+    host's clock) whose store requests ``store`` answers (default: the real scripts on this
+    run's Redis, emptied first). ``host_clock=False`` leaves the scripts on the store's clock,
+    as in production (only to show that the vectors need the hook)."""
+    if not v.get("description"):
+        raise VectorFailure("a vector needs a description")
+    n = v.get("instances")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise VectorFailure(f"instances: must be a positive whole number, got {n!r}")
+    store = store or _default_store()
+    text = json.dumps(v["config"])
+    fleet = []
+    for i in range(n):
+        p = _native.Pipeline(text, i + 1)
+        p._use_store_host_clock(host_clock)
+        fleet.append(p)
+    try:
+        for i, step in enumerate(v["steps"]):
+            c = ctx_of(i, step)
+            k = step.get("instance")
+            if not isinstance(k, int) or isinstance(k, bool):
+                raise VectorFailure(f"{c}: instance")
+            if not 0 <= k < n:
+                raise VectorFailure(f"{c}: no instance {k}")
+            p = fleet[k]
+            op = step.get("op", "")
+            if op == "call":
+                actual: Any = _fleet_call(p, step, store, c)
+            elif op == "state":
+                actual = p.breaker_state()
+                if actual is None:
+                    raise VectorFailure(f"{c}: no breaker")
+            elif op == "share":
+                actual = json.loads(p.stats_json()).get("share")
+            else:
+                raise VectorFailure(f"{c}: unknown op {op!r} for fleet")
+            check(step.get("expect"), actual, f"{c} (instance {k})")
+    finally:
+        for p in fleet:
+            p.close()
+
+
 # -- health ----------------------------------------------------------------------------------
 
 
@@ -701,7 +785,11 @@ RUNNERS: Dict[str, Callable[[Dict[str, Any]], None]] = {
     "retry": run_retry,
     "config": run_config,
     "sharedRateLimit": run_shared,
+    "fleet": run_fleet,
 }
+
+#: The kinds whose vectors need a store (a Redis server): the others run on the core alone.
+STORE_KINDS = frozenset({"sharedRateLimit", "fleet"})
 
 
 def run(v: Dict[str, Any]) -> None:

@@ -108,7 +108,9 @@ class _Protected:
     def stats(self) -> Dict[str, Any]:
         """Counters and gauges (the core's ``PipelineStats``, camelCase keys as in every
         language): ``calls``, ``succeeded``, ``failed`` by kind, ``attempts``, ``inFlight``,
-        and each policy's metrics."""
+        and each policy's metrics; with a ``store``, ``store`` (the shared rate limit's
+        ``StoreMetrics``) and, with ``circuitBreaker.share``, ``share`` (the shared breaker's
+        ``ShareMetrics``: ``votes``, ``probesGranted``, ``fleetState``...)."""
         return cast(Dict[str, Any], json.loads(self._native.stats_json()))
 
     def prometheus(self) -> str:
@@ -318,6 +320,13 @@ class Pipeline(_BreakerControls):
         passed, with its ``sent``, ``evals``, ``timeouts``, ``unavailable`` counters), or
         ``None``."""
         return self._runner.store
+
+    @property
+    def store_last_error(self) -> Optional[str]:
+        """The last error reply of the shared rate limit's store (``CROSSSLOT``, ``NOPERM``,
+        ``WRONGTYPE``...: a deployment mistake, which the fallback decides and
+        ``stats()["store"]["errors"]`` counts), or ``None``."""
+        return cast(Optional[str], self._native.store_last_error())
 
     def snapshot(self) -> Dict[str, Any]:
         """The state worth keeping across restarts: ``{"circuitBreaker": <snapshot>}`` (empty
