@@ -3,7 +3,8 @@
 # wasm-bindgen-cli, npm devDependencies), makes sure Debian's Chromium is there for the browser
 # test, then runs node:test over bindings-js/test: the API as users write it, every
 # conformance vector through the wasm API, packaging (import, require, types, npm pack +
-# install), lifecycle (dispose, FinalizationRegistry), and the web build in headless Chromium.
+# install), lifecycle (dispose, FinalizationRegistry), the web build in headless Chromium, and
+# the shared rate limit through a private redis-server (scripts/ci/redis.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -17,6 +18,22 @@ fi
 
 bash scripts/ci/build-js.sh
 
+# A private redis-server (stopped on exit) for the shared rate limit: the store vectors through
+# the real script, the API and outage tests, and the fleet quick start.
+source scripts/ci/redis.sh
+redis_start
+export TRIPWIRE_REQUIRE_REDIS=1
+
 cd bindings-js
-node --test test/*.test.mjs
+node --test $(ls test/*.test.mjs | grep -v '^test/store')
+# The store tests share that server and freeze it (SIGSTOP): one file at a time.
+node --test --test-concurrency=1 test/store*.test.mjs
+cd ..
+
+# examples/js/fleet.mjs (the README's fleet quick start) as a user's project runs it, with
+# tripwire and ioredis in its node_modules (links to bindings-js and its pinned ioredis).
+mkdir -p examples/js/node_modules
+ln -sfn ../../../bindings-js examples/js/node_modules/tripwire
+ln -sfn ../../../bindings-js/node_modules/ioredis examples/js/node_modules/ioredis
+node examples/js/fleet.mjs
 echo "test-js: every check passed"
