@@ -36,8 +36,12 @@ export function scripts() {
   return [...scriptTable().values()];
 }
 
-/** A request as the wasm side lists it: `[sha1, timeout, resendSafe, key count, keys..., args...]`. */
-export function requestOf(id, s) {
+/**
+ * A request as the wasm side gives it: `[sha1, timeout, resendSafe, key count, keys...,
+ * args...]`, joined by NUL (an array when a field holds a NUL).
+ */
+export function requestOf(id, fields) {
+  const s = typeof fields === 'string' ? fields.split('\0') : fields;
   const n = Number(s[3]);
   const script = scriptTable().get(s[0]);
   return {

@@ -373,4 +373,10 @@ test('bad input: store config errors name their field; a non-client store is a T
   assert.match(l.lastError, /unreadable/);
   l.dispose();
   assert.throws(() => l.check('', 0), /disposed/);
+  // Descriptors are any string, a NUL included (the fields cross joined by NUL otherwise).
+  const keyed = new SharedLimiter({ ...gcra('1/s', 1, { key: 'k' }), keyed: { maxKeys: 10 } });
+  const nul = keyed.check('a\0b:{c}', 0);
+  assert.deepEqual(keyed.request(nul).keys, ['tw:{rl:k:a\0b:{c}}:0']);
+  assert.deepEqual(keyed.request(keyed.check('plain', 0)).keys, ['tw:{rl:k:plain}:0']);
+  keyed.dispose();
 });
