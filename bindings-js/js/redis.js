@@ -80,9 +80,15 @@ function isNoScript(e) {
   return isReplyError(e) && String(e.message).startsWith('NOSCRIPT');
 }
 
-/** A failed command as a reply: NOSCRIPT, an error reply, or (anything else) unavailable. */
+// The client's own command timeout, when the user set one (ioredis `commandTimeout`,
+// node-redis `TimeoutError`): a timeout too.
+function isTimeout(e) {
+  return e !== null && typeof e === 'object' && (e.message === 'Command timed out' || e.constructor?.name === 'TimeoutError');
+}
+
+/** A failed command as a reply: NOSCRIPT, an error reply, a timeout, or (anything else) unavailable. */
 function errorReply(e) {
-  if (!isReplyError(e)) return 'unavailable';
+  if (!isReplyError(e)) return isTimeout(e) ? 'timeout' : 'unavailable';
   if (isNoScript(e)) return 'noScript';
   return { failed: String(e.message) };
 }
@@ -126,6 +132,7 @@ export class RedisStore {
       const finish = (reply) => {
         if (entry.done) return; // timed out: the late reply is dropped
         if (reply === 'unavailable') this.unavailable++;
+        else if (reply === 'timeout') this.timeouts++;
         else if (!Array.isArray(reply) && typeof reply === 'object') this.failed++;
         this.#timeouts.settle(entry, reply);
       };

@@ -37,6 +37,7 @@ export interface PipelineOptions extends PolicyOptions {
    * maxRetriesPerRequest: 0}`), node-redis client (`{disableOfflineQueue: true}`), a
    * `RedisStore` (tripwire/redis), or any `{run(request)}`. Without it, a store request is
    * "unavailable" and `store.onUnavailable` decides (`local`: rate/N, `allow`, `deny`).
+   * Store timeouts run on the real clock (`performance.now()`), whatever `clock` is.
    */
   store?: RedisClient | Store;
 }
