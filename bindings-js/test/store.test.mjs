@@ -3,6 +3,7 @@
 // scripts/ci/test-js.sh starts (TRIPWIRE_REDIS_URL, TRIPWIRE_REDIS_PID). The outage tests
 // freeze that server (SIGSTOP): store tests run one file at a time.
 import { test, after } from 'node:test';
+import { createRequire } from 'node:module';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Redis from 'ioredis';
@@ -388,4 +389,10 @@ test('bad input: store config errors name their field; a non-client store is a T
   assert.deepEqual(keyed.request(nul).keys, ['tw:{rl:k:a\0b:{c}}:0']);
   assert.deepEqual(keyed.request(keyed.check('plain', 0)).keys, ['tw:{rl:k:plain}:0']);
   keyed.dispose();
+});
+
+test('tripwire/redis is one module for import and require (the Pipeline wraps clients in the same RedisStore)', () => {
+  const required = createRequire(import.meta.url)('tripwire/redis');
+  assert.equal(required.RedisStore, RedisStore);
+  assert.deepEqual(Object.keys(required), ['RedisStore']);
 });
