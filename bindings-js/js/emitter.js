@@ -16,6 +16,7 @@ export function readEvent(code) {
   const b = o[EVENT + 3];
   switch (type) {
     case 'stateChanged':
+    case 'storeStateChanged':
       return { type, at, from: STATES[a], to: STATES[b] };
     case 'rejected':
       return { type, at, reason: KINDS[a], retryAfter: ms(b) };

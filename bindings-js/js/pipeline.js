@@ -2,7 +2,7 @@
 // protocol (DESIGN.md §3.8). Every decision is the core's; this file runs the function,
 // sleeps, parks, times attempts out and maps the outcome to a value or an error.
 import { raw } from './native.js';
-import { out, CALL, ATTEMPTS, TIME, KIND, RETRY_AFTER, FALLBACK, CAUSE, WAKE } from './out.js';
+import { out, CALL, ATTEMPTS, TIME, KIND, RETRY_AFTER, FALLBACK, CAUSE, WAKE, TICKET } from './out.js';
 import { KINDS, STATES } from './names.js';
 import { errorOf, native, disposedError, configInput, TimeoutError } from './errors.js';
 import { clockOf, readClock, deadlineOf, systemClock } from './clock.js';
@@ -10,6 +10,7 @@ import { defaultRetryable, retryAfterOf, isResponse } from './classify.js';
 import { Emitter, POLICY_EVENTS, readEvent } from './emitter.js';
 import { Attempt, Deadlines, expired, timed } from './attempt.js';
 import { DISPOSE, randomSeed } from './lifecycle.js';
+import { storeOf, shownStore, runStoreStep, reportStoreStep } from './store.js';
 
 // Result codes of the low-level pipeline (bindings-js/src/pipeline.rs).
 const STEP_MASK = 7;
@@ -18,6 +19,7 @@ const SLEEP = 1;
 const PARK = 2;
 const DONE = 3;
 const FAIL = 4;
+const STORE = 7;
 const EVENTS = 8;
 const WAKES = 16;
 const NEED_TIME = 32;
@@ -103,7 +105,9 @@ async function applyFallback(fallback, error) {
 
 /**
  * A pipeline: any of rateLimit, bulkhead, circuitBreaker, retry, timeout and fallback, in the
- * configured order. `new Pipeline(config, {clock, retryable, name})`.
+ * configured order. `new Pipeline(config, {clock, retryable, name, store})`; `store` (an
+ * ioredis or node-redis client, see tripwire/redis) runs the requests of a `store` config's
+ * shared rate limit: without one they are "unavailable" and `store.onUnavailable` decides.
  */
 export class Pipeline extends Emitter {
   #raw;
@@ -114,6 +118,7 @@ export class Pipeline extends Emitter {
   #parked = new Map();
   #what = 'Pipeline';
   #untimed;
+  #store;
 
   constructor(config = {}, options = {}) {
     super(POLICY_EVENTS, (on) => this.#raw?.setListening(on));
@@ -122,6 +127,7 @@ export class Pipeline extends Emitter {
     // performance.now() is one; a caller's clock may be set back (fake timers), so it is read.
     this.#untimed = this.#clock === systemClock;
     this.#retryable = retryableOf(options);
+    this.#store = storeOf(options?.store);
     if (config instanceof Adopted) {
       this.#raw = config.raw;
       this.#name = config.name;
@@ -139,6 +145,11 @@ export class Pipeline extends Emitter {
   /** The name that labels this pipeline's metrics. */
   get name() {
     return this.#name;
+  }
+
+  /** What runs the shared rate limit's store requests (a RedisStore, with its counters), or null. */
+  get store() {
+    return shownStore(this.#store);
   }
 
   /** The clock this pipeline reads (deadlines passed to `execute` are on its timeline). */
@@ -320,6 +331,17 @@ export class Pipeline extends Emitter {
             await this.#park(call.index, call.generation, o[TIME], signal);
             this.#afterWait(p, call);
             code = p.poll(call.index, call.generation, readClock(clock));
+            break;
+          }
+          case STORE: {
+            // The shared rate limit asks the store: one request, run once, its timeout enforced
+            // by the store; a reply after the step's `until` is a timeout (the core says so
+            // when polled then), never applied.
+            const until = o[TIME];
+            const reply = await runStoreStep(this.#store, p, o[TICKET], signal);
+            this.#afterWait(p, call);
+            const now = readClock(clock);
+            code = now < until ? reportStoreStep(p, call.index, call.generation, reply, now) : p.poll(call.index, call.generation, now);
             break;
           }
           case DONE:

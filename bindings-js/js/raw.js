@@ -7,3 +7,5 @@ export { out, CALL, ATTEMPTS, TIME, KIND, RETRY_AFTER, FALLBACK, CAUSE, TICKET, 
 export { KINDS, STATES, EVENT_TYPES, HEALTH_EVENT_TYPES, CHECK_STATUSES, HEALTH_STATUSES, GIVE_UPS } from './names.js';
 export { readEvent, readHealthEvent } from './emitter.js';
 export { configInput, fromNative } from './errors.js';
+export { SharedLimiter } from './shared.js';
+export { scripts } from './store.js';

@@ -10,7 +10,7 @@ use crate::convert::{dur_ms, kind_code, ms, opt_dur_ms};
 use crate::out::{put, EVENT};
 
 /// Policy event type names, indexed by the code [`write_event`] returns.
-const EVENT_NAMES: [&str; 7] = [
+const EVENT_NAMES: [&str; 8] = [
     "",
     "stateChanged",
     "rejected",
@@ -18,6 +18,7 @@ const EVENT_NAMES: [&str; 7] = [
     "gaveUp",
     "queued",
     "woken",
+    "storeStateChanged",
 ];
 
 /// Health event type names, indexed by the code [`write_health_event`] returns.
@@ -92,6 +93,9 @@ pub fn write_event(e: &Event) -> u32 {
         EventKind::GaveUp { reason, attempts } => (4, kind_code(reason), f64::from(attempts)),
         EventKind::Queued { ticket } => (5, ticket as f64, f64::NAN),
         EventKind::Woken { ticket } => (6, ticket as f64, f64::NAN),
+        EventKind::StoreStateChanged { from, to } => {
+            (7, f64::from(from.code()), f64::from(to.code()))
+        }
         // `EventKind` is non-exhaustive: a kind added to the core reaches JS as type "".
         _ => (0, f64::NAN, f64::NAN),
     };

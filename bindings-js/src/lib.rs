@@ -20,6 +20,7 @@ mod limiter;
 mod out;
 mod pipeline;
 mod retry;
+mod store;
 
 pub use breaker::RawBreaker;
 pub use bulkhead::RawBulkhead;
@@ -29,3 +30,4 @@ pub use limiter::{RawKeyedLimiter, RawLimiter};
 pub use out::{out_len, out_ptr};
 pub use pipeline::{RawPipeline, RawPolicyFile};
 pub use retry::RawRetry;
+pub use store::{store_scripts, RawSharedLimiter};

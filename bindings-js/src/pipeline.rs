@@ -65,6 +65,7 @@ fn write_step(step: Step) -> u32 {
             put(CAUSE, f.cause.map_or(0.0, kind_code));
             FAIL
         }
+        Step::Store { request, until } => crate::store::write_store_step(request, until),
         _ => UNKNOWN,
     }
 }
@@ -94,7 +95,7 @@ fn outcome(code: u32) -> Option<Outcome> {
 #[wasm_bindgen(js_name = RawPipeline)]
 #[derive(Debug)]
 pub struct RawPipeline {
-    inner: Pipeline,
+    pub(crate) inner: Pipeline,
     name: String,
     listening: bool,
     events: EventQueue,
@@ -118,7 +119,7 @@ impl RawPipeline {
 
     /// Drain the core's outputs after an input; the flags for what JS should drain next.
     #[inline]
-    fn outputs(&mut self) -> u32 {
+    pub(crate) fn outputs(&mut self) -> u32 {
         while let Some(e) = self.inner.poll_event() {
             if self.listening {
                 self.events.push(e);
@@ -149,12 +150,12 @@ impl RawPipeline {
         }
     }
 
-    fn misuse(&mut self, e: UsageError) -> u32 {
+    pub(crate) fn misuse(&mut self, e: UsageError) -> u32 {
         e.as_str().clone_into(&mut self.last_error);
         MISUSE
     }
 
-    fn step(&mut self, call: CallId, now: tripwire_core::Instant) -> u32 {
+    pub(crate) fn step(&mut self, call: CallId, now: tripwire_core::Instant) -> u32 {
         match self.inner.poll(call, now) {
             Ok(step) => write_step(step),
             Err(e) => self.misuse(e),

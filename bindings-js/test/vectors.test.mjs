@@ -7,8 +7,9 @@ import * as T from 'tripwire/raw';
 import { runVector } from './vector-runner.js';
 
 const dir = fileURLToPath(new URL('../../tests/vectors/', import.meta.url));
+// `sharedRateLimit` vectors need a store: store-vectors.test.mjs replays them through Redis.
 const files = readdirSync(dir)
-  .filter((f) => f.endsWith('.json'))
+  .filter((f) => f.endsWith('.json') && JSON.parse(readFileSync(dir + f, 'utf8')).kind !== 'sharedRateLimit')
   .sort();
 
 test('the vectors directory has vectors of every kind', () => {

@@ -111,9 +111,9 @@ function bundle(entries) {
   return { code: out.join('\n'), modules: Object.fromEntries(order.map((m) => [m.name, m])) };
 }
 
-const entries = { index: 'lib', raw: 'lib', testing: 'testing' };
-const lib = bundle(['index', 'raw']);
-writeFileSync(join(dist, 'cjs', 'lib.cjs'), `${lib.code}\nmodule.exports = { __index, __raw };\n`);
+const entries = { index: 'lib', raw: 'lib', redis: 'lib', testing: 'testing' };
+const lib = bundle(['index', 'raw', 'redis']);
+writeFileSync(join(dist, 'cjs', 'lib.cjs'), `${lib.code}\nmodule.exports = { __index, __raw, __redis };\n`);
 const testing = bundle(['testing']);
 writeFileSync(join(dist, 'cjs', 'testing-lib.cjs'), `${testing.code}\nmodule.exports = { __testing };\n`);
 

@@ -1,4 +1,5 @@
 // Types for the `tripwire` npm package (bindings-js/js). Times are milliseconds.
+import type { RedisClient, RedisStore, Store } from './redis.js';
 
 /** A monotonic clock: `now()` in ms, `sleep(ms, signal)` resolving after `ms` (rejecting on abort). */
 export interface Clock {
@@ -30,6 +31,15 @@ export interface PipelineOptions extends PolicyOptions {
   retryable?: (error: unknown) => Verdict;
   /** Labels this pipeline's Prometheus metrics (default "default"). */
   name?: string;
+  /**
+   * Runs the store requests of a config with `store` (a rate limit shared by every instance
+   * with the same `store.key`): your own ioredis client (`{enableOfflineQueue: false,
+   * maxRetriesPerRequest: 0}`), node-redis client (`{disableOfflineQueue: true}`), a
+   * `RedisStore` (tripwire/redis), or any `{run(request)}`. Without it, a store request is
+   * "unavailable" and `store.onUnavailable` decides (`local`: rate/N, `allow`, `deny`).
+   * Store timeouts run on the real clock (`performance.now()`), whatever `clock` is.
+   */
+  store?: RedisClient | Store;
 }
 
 /** The argument a protected function receives. */
@@ -72,7 +82,9 @@ export type PolicyEvent =
   | { type: 'retryScheduled'; at: number; attempt: number; delay: number }
   | { type: 'gaveUp'; at: number; reason: ErrorKind; attempts: number }
   | { type: 'queued'; at: number; ticket: number }
-  | { type: 'woken'; at: number; ticket: number };
+  | { type: 'woken'; at: number; ticket: number }
+  /** The breaker around a shared rate limit's store: `open` while `store.onUnavailable` decides. */
+  | { type: 'storeStateChanged'; at: number; from: BreakerState; to: BreakerState };
 
 export type PolicyEventType = PolicyEvent['type'];
 
@@ -98,8 +110,27 @@ export interface PipelineStats {
   rateLimit: Record<string, number> | null;
   retry: Record<string, number> | null;
   budgetTokens: number | null;
+  /** The shared rate limit's store metrics, with a `store` config. */
+  store?: StoreMetrics | null;
   /** The breaker's state, or null without one. */
   state: BreakerState | null;
+}
+
+/** A shared rate limit's counters (decisions by source), the store breaker's state and the fallback's N. */
+export interface StoreMetrics {
+  requests: number;
+  storeAllowed: number;
+  storeWaited: number;
+  storeDenied: number;
+  cacheDenied: number;
+  fallbackAllowed: number;
+  fallbackDenied: number;
+  timeouts: number;
+  unavailable: number;
+  errors: number;
+  inFlight: number;
+  storeState: BreakerState;
+  instances: number;
 }
 
 /** The policies of one named entry around a call: rateLimit, bulkhead, circuitBreaker, retry, timeout, fallback. */
@@ -107,6 +138,8 @@ export declare class Pipeline extends Emitter<PolicyEvent> {
   constructor(config?: Config, options?: PipelineOptions);
   readonly name: string;
   readonly clock: Clock;
+  /** What runs the store requests: the RedisStore made for a client (with its counters), the `store` given, or null. */
+  readonly store: RedisStore | Store | null;
   /** The breaker's state, or null without a circuit breaker. */
   readonly state: BreakerState | null;
   execute<T>(fn: (context: AttemptContext) => T | Promise<T>, options?: ExecuteOptions<T>): Promise<T>;

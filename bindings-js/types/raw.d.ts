@@ -1,4 +1,6 @@
 // The low-level WebAssembly API (wasm-bindgen classes). Not covered by semver.
+import type { BreakerState, Config, StoreMetrics } from './index.js';
+import type { StoreRequest, StoreReply } from './redis.js';
 export * as raw from '../dist/web/tripwire_js.js';
 
 /** The scratch buffer each decision's fields are written to. */
@@ -25,3 +27,41 @@ export declare function readEvent(code: number): { type: string; at: number; [fi
 export declare function readHealthEvent(code: number, nameOf: (id: number) => string | null): { type: string; at: number; [field: string]: unknown };
 export declare function configInput(input: unknown): unknown;
 export declare function fromNative(error: unknown): unknown;
+
+/** A shared rate-limit decision (ms): `source` says who decided; `retryAfter` is Infinity when no time is known. */
+export interface SharedDecision {
+  allowed: boolean;
+  wait: number;
+  retryAfter: number;
+  source: 'store' | 'fallback' | 'cache';
+}
+
+/**
+ * The core's shared rate limiter, for hosts that drive the store themselves:
+ * `new SharedLimiter({rateLimit, store, keyed?}, {seed})`. `check` answers a decision or the
+ * id of a request to run once (`request(id)`, e.g. through a RedisStore) and answer
+ * (`reply(id, reply, now)`). Times are ms on the caller's clock.
+ */
+export declare class SharedLimiter {
+  constructor(config: Config, options?: { seed?: number });
+  check(key: string, now: number, cost?: number): SharedDecision | number;
+  request(id: number): StoreRequest | undefined;
+  reply(id: number, reply: StoreReply, now: number): SharedDecision;
+  abandon(id: number, now: number): void;
+  metrics(): StoreMetrics;
+  /** The store breaker's state ("closed" while the store is used). */
+  storeState(): BreakerState;
+  /** The store's last error reply (CROSSSLOT, NOPERM, WRONGTYPE...), or null. */
+  readonly lastError: string | null;
+  /** This instance's heartbeat id. */
+  readonly member: string;
+  /** Let the script use the caller's `now` (conformance tests only). */
+  useHostClock(on: boolean): void;
+  on(type: 'storeStateChanged' | '*', listener: (event: { type: 'storeStateChanged'; at: number; from: BreakerState; to: BreakerState }) => void): this;
+  off(type: 'storeStateChanged' | '*', listener: (event: never) => void): this;
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+/** The scripts a store may be asked to run (to SCRIPT LOAD at start). */
+export declare function scripts(): { name: string; sha1: string; source: string }[];

@@ -5,7 +5,8 @@
 # conformance vector through the wasm API, packaging (import, require, types, npm pack +
 # install), lifecycle (dispose, FinalizationRegistry), stress (10^6 objects disposed or only
 # collected, memory flat: test/stress.test.mjs runs itself under --expose-gc; TRIPWIRE_STRESS_N
-# sets the count, 10^6 by default), and the web build in headless Chromium.
+# sets the count, 10^6 by default), the web build in headless Chromium, and the shared rate
+# limit through a private redis-server (scripts/ci/redis.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -19,6 +20,22 @@ fi
 
 bash scripts/ci/build-js.sh
 
+# A private redis-server (stopped on exit) for the shared rate limit: the store vectors through
+# the real script, the API and outage tests, and the fleet quick start.
+source scripts/ci/redis.sh
+redis_start
+export TRIPWIRE_REQUIRE_REDIS=1
+
 cd bindings-js
-node --test test/*.test.mjs
+node --test $(ls test/*.test.mjs | grep -v '^test/store')
+# The store tests share that server and freeze it (SIGSTOP): one file at a time.
+node --test --test-concurrency=1 test/store*.test.mjs
+cd ..
+
+# examples/js/fleet.mjs (the README's fleet quick start) as a user's project runs it, with
+# tripwire and ioredis in its node_modules (links to bindings-js and its pinned ioredis).
+mkdir -p examples/js/node_modules
+ln -sfn ../../../bindings-js examples/js/node_modules/tripwire
+ln -sfn ../../../bindings-js/node_modules/ioredis examples/js/node_modules/ioredis
+node examples/js/fleet.mjs
 echo "test-js: every check passed"
