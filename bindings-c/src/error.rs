@@ -90,6 +90,8 @@ fn usage_status(e: UsageError) -> tw_status {
         UsageError::UnknownCheck => tw_status::UnknownCheck,
         UsageError::DuplicateCheck => tw_status::DuplicateCheck,
         UsageError::UnknownPolicy => tw_status::UnknownPolicy,
+        // An unknown store request id is the same mistake as an unknown call handle.
+        UsageError::UnknownRequest => tw_status::UnknownCall,
         // UsageError is #[non_exhaustive]; its message still names the problem.
         _ => tw_status::InvalidArgument,
     }

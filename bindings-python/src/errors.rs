@@ -64,6 +64,7 @@ pub fn usage(py: Python<'_>, e: UsageError) -> PyErr {
         UsageError::DuplicateCheck => "duplicateCheck",
         UsageError::UnknownPolicy => "unknownPolicy",
         UsageError::NoStoreRequest => "noStoreRequest",
+        UsageError::UnknownRequest => "unknownRequest",
         _ => "usage",
     };
     usage_error(py, reason, e.as_str())

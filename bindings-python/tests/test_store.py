@@ -572,7 +572,7 @@ def test_the_raw_shared_limiter_round_trip(client: Any) -> None:
     assert shared.reply(rid, reply, shared.now()) == (True, 0, None, "store")
     with pytest.raises(UsageError) as e:
         shared.reply(rid, reply, shared.now())
-    assert e.value.reason == "unknownCall"
+    assert e.value.reason == "unknownRequest"
     # The next check is denied by the store, then answered from the cache.
     rid = shared.check("", shared.now())
     allowed, _, retry_after, source = shared.reply(rid, store.run(shared.request(rid)), shared.now())

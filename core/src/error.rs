@@ -144,6 +144,8 @@ pub enum UsageError {
     UnknownPolicy,
     /// `report_store` for a call that is not waiting for a store reply.
     NoStoreRequest,
+    /// A reply for a store request that is unknown or already answered.
+    UnknownRequest,
 }
 
 impl UsageError {
@@ -160,6 +162,7 @@ impl UsageError {
             UsageError::DuplicateCheck => "a health check with that name is already registered",
             UsageError::UnknownPolicy => "no policy with that name",
             UsageError::NoStoreRequest => "no store request is pending for this call",
+            UsageError::UnknownRequest => "unknown or already answered store request",
         }
     }
 }

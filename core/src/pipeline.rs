@@ -826,11 +826,7 @@ const NO_LIMITS: Option<RateLimitConfig> = None;
 
 /// The shared limiter of a pipeline with a `store` (validated already).
 fn new_shared(config: &PipelineConfig, seed: u64) -> Result<Option<SharedLimiter>, ConfigError> {
-    let (Some(store), Some(limits)) = (&config.store, &config.rate_limit) else {
-        return Ok(None);
-    };
-    let keyed = config.keyed.as_ref().map(|k| (k.max_keys, k.idle_expiry));
-    SharedLimiter::new(store.clone(), limits.clone(), keyed, seed).map(Some)
+    SharedLimiter::for_pipeline(config, seed)
 }
 
 fn kinds_mask(kinds: &[ErrorKind]) -> u32 {

@@ -512,7 +512,7 @@ impl SharedBreaker {
         let pending = self
             .pending
             .remove(&id.get())
-            .ok_or(UsageError::UnknownCall)?;
+            .ok_or(UsageError::UnknownRequest)?;
         // A reply after the request's timeout is a timeout, whatever it says.
         let reply = if now >= pending.sent.saturating_add(pending.request.timeout) {
             StoreReply::Timeout

@@ -587,6 +587,21 @@ impl SharedLimiter {
         SharedLimiter::new(c.store, c.rate_limit, keyed, seed)
     }
 
+    /// The shared limiter of a pipeline config (`None` without a `store` and a `rateLimit`),
+    /// as the pipeline builds it — for bindings that expose the limiter on its own without
+    /// parsing the config twice.
+    pub fn for_pipeline(
+        config: &crate::pipeline::PipelineConfig,
+        seed: u64,
+    ) -> Result<Option<SharedLimiter>, ConfigError> {
+        config.validate()?;
+        let (Some(store), Some(limits)) = (&config.store, &config.rate_limit) else {
+            return Ok(None);
+        };
+        let keyed = config.keyed.as_ref().map(|k| (k.max_keys, k.idle_expiry));
+        SharedLimiter::new(store.clone(), limits.clone(), keyed, seed).map(Some)
+    }
+
     /// The store config.
     #[must_use]
     pub fn config(&self) -> &StoreConfig {
@@ -696,7 +711,7 @@ impl SharedLimiter {
     }
 
     /// The reply for `id`: the decision and its source. An unknown or already answered id is
-    /// a [`UsageError::UnknownCall`].
+    /// a [`UsageError::UnknownRequest`].
     pub fn on_reply(
         &mut self,
         id: RequestId,
@@ -705,7 +720,7 @@ impl SharedLimiter {
     ) -> Result<(RateDecision, Source), UsageError> {
         let now = self.clock.observe(now);
         let Some(mut pending) = self.pending.remove(&id.0) else {
-            return Err(UsageError::UnknownCall);
+            return Err(UsageError::UnknownRequest);
         };
         // A reply after the request's timeout is a timeout, whatever it says: the call must not
         // have waited for it (a host that does not enforce timeouts gets the same answer).
@@ -1371,7 +1386,7 @@ mod tests {
         let mut l = SharedLimiter::from_json(config, 1).unwrap();
         assert_eq!(
             l.on_reply(RequestId::from_raw(99), StoreReply::Timeout, ms(0)),
-            Err(UsageError::UnknownCall)
+            Err(UsageError::UnknownRequest)
         );
         for bad in [
             vec![],
