@@ -21,7 +21,7 @@ cd core
 cargo +nightly fuzz build
 
 summary=()
-for target in config policies pipeline; do
+for target in config policies pipeline store; do
   mkdir -p "fuzz/corpus/$target"
   corpora=("fuzz/corpus/$target")
   [ -d "fuzz/seeds/$target" ] && corpora+=("fuzz/seeds/$target")
