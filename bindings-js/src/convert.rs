@@ -76,10 +76,10 @@ pub fn seed(hi: u32, lo: u32) -> u64 {
 /// Deserialize a config from a JS value (a plain object as the user wrote it), naming the
 /// field path of the first problem.
 ///
-/// The object is first read into a `serde_json::Value` (serde-wasm-bindgen walks every own
-/// property, so unknown fields are seen) and then handed to the core's own JSON-value path:
-/// errors are the exact texts the core gives for the same JSON. (serde-wasm-bindgen's struct
-/// deserializer reads only the fields a struct names, which would silently accept typos.)
+/// The value is read into a [`Node`](crate::tree::Node) tree (every own property, so unknown
+/// fields are seen) and deserialized from that: the results and error texts are exactly the
+/// core's for the same JSON (`config::from_json_value`), in a fraction of the code (see
+/// `tree.rs`).
 pub fn parse<T: DeserializeOwned>(value: JsValue) -> Result<T, ConfigError> {
     #[cfg(feature = "json-config")]
     {
@@ -91,9 +91,9 @@ pub fn parse<T: DeserializeOwned>(value: JsValue) -> Result<T, ConfigError> {
     }
     #[cfg(not(feature = "json-config"))]
     {
-        let json: serde_json::Value = serde_wasm_bindgen::from_value(value)
+        let node = crate::tree::from_js(&value)
             .map_err(|e| ConfigError::new("", format!("not a config value: {e}")))?;
-        tripwire_core::config::from_json_value(json)
+        crate::tree::deserialize(node)
     }
 }
 
