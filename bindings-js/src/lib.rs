@@ -20,7 +20,6 @@ mod limiter;
 mod out;
 mod pipeline;
 mod retry;
-mod tree;
 
 pub use breaker::RawBreaker;
 pub use bulkhead::RawBulkhead;

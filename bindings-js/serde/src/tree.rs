@@ -1074,7 +1074,7 @@ mod tests {
 
     #[test]
     fn every_vector_config_and_its_mutations_parse_as_the_core_parses_them() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors");
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
