@@ -10,10 +10,14 @@ function abortReason(signal) {
 // wakes at this bound and its caller, which re-checks the time, sleeps again.
 const MAX_TIMER_MS = 2_147_483_647;
 
-/** Resolves after `ms` (rejects with the signal's reason if it aborts first). */
-function systemSleep(ms, signal) {
+/**
+ * Resolves after `ms` (rejects with the signal's reason if it aborts first). `background`: the
+ * timer does not keep Node's event loop alive (`unref`; browsers have no such notion).
+ */
+function systemSleep(ms, signal, background = false) {
   ms = Math.min(ms, MAX_TIMER_MS);
   return new Promise((resolve, reject) => {
+    let handle;
     if (signal !== undefined && signal !== null) {
       if (signal.aborted) {
         reject(abortReason(signal));
@@ -23,14 +27,15 @@ function systemSleep(ms, signal) {
         globalThis.clearTimeout(handle);
         reject(abortReason(signal));
       };
-      const handle = globalThis.setTimeout(() => {
+      handle = globalThis.setTimeout(() => {
         signal.removeEventListener('abort', onAbort);
         resolve();
       }, ms);
       signal.addEventListener('abort', onAbort, { once: true });
     } else {
-      globalThis.setTimeout(resolve, ms);
+      handle = globalThis.setTimeout(resolve, ms);
     }
+    if (background) handle?.unref?.();
   });
 }
 
@@ -91,5 +96,15 @@ export function deadlineOf(deadline, clock) {
 export async function sleepUntil(clock, at, signal) {
   for (let wait = at - readClock(clock); wait > 0; wait = at - readClock(clock)) {
     await clock.sleep(wait, signal);
+  }
+}
+
+/**
+ * As `sleepUntil`, for a background task: on the system clock its timer never keeps Node's
+ * process alive. (Another clock's `sleep` is the caller's to make so.)
+ */
+export async function sleepUntilInBackground(clock, at, signal) {
+  for (let wait = at - readClock(clock); wait > 0; wait = at - readClock(clock)) {
+    await (clock === systemClock ? systemSleep(wait, signal, true) : clock.sleep(wait, signal));
   }
 }

@@ -1,10 +1,11 @@
 // HealthChecker: the core plans which checks run and their deadlines; this runs them
 // concurrently, each cancelled (its signal aborted) at its deadline, reports the results and
-// returns the core's report.
+// returns the core's report. On demand (`check()`, `runDue()`) or on its own (`start()`: one
+// timer on the clock, armed at the core's next due time).
 import { raw } from './native.js';
 import { HEALTH_STATUSES } from './names.js';
 import { native, disposedError, configInput, TimeoutError } from './errors.js';
-import { clockOf, readClock, sleepUntil } from './clock.js';
+import { clockOf, readClock, sleepUntil, sleepUntilInBackground } from './clock.js';
 import { Emitter, HEALTH_EVENTS, readHealthEvent } from './emitter.js';
 import { DISPOSE } from './lifecycle.js';
 
@@ -23,6 +24,9 @@ export class HealthChecker extends Emitter {
   #clock;
   #fns = new Map();
   #breakers = new Map();
+  // Periodic mode: on between start() and stop(); the armed timer is {at, abort}.
+  #periodic = false;
+  #timer = null;
 
   constructor(config, options = {}) {
     super(HEALTH_EVENTS, () => {});
@@ -50,6 +54,7 @@ export class HealthChecker extends Emitter {
     }
     this.#fns.set(name, fn);
     this.#drain(h);
+    this.#arm();
     return this;
   }
 
@@ -59,6 +64,7 @@ export class HealthChecker extends Emitter {
     this.#fns.delete(name);
     const removed = h.unregister(name);
     this.#drain(h);
+    this.#arm();
     return removed;
   }
 
@@ -94,21 +100,117 @@ export class HealthChecker extends Emitter {
    */
   async check() {
     const h = this.#live();
-    const clock = this.#clock;
+    await this.#settle(h, this.#startRuns(h, true));
+    return h.reportJson(new Date().toISOString());
+  }
+
+  /**
+   * Run the checks whose interval has come (a check is due at once when registered, then
+   * `interval` after its previous run started), concurrently, each bounded by its timeout;
+   * resolves once they have settled with the ms until the next one is due (0 when one already
+   * is), or null without checks. For a loop of your own; `start()` runs one for you.
+   */
+  async runDue() {
+    const h = this.#live();
+    await this.#settle(h, this.#startRuns(h, false));
+    const next = h.pollTimeout();
+    return Number.isNaN(next) ? null : Math.max(0, next - readClock(this.#clock));
+  }
+
+  /**
+   * Run due checks on their own from now on: one timer on the clock, armed at the next due
+   * time, starts the checks whose interval has come and re-arms (a run that outlasts its
+   * interval makes its check due the moment it ends). On the system clock the timer never
+   * keeps Node's process alive. Results show in `report()`, `status` and the events.
+   * `stop()` or `dispose()` ends it; calling `start()` again does nothing.
+   */
+  start() {
+    this.#live();
+    this.#periodic = true;
+    this.#arm();
+    return this;
+  }
+
+  /** End periodic mode; checks already running finish and report. */
+  stop() {
+    this.#periodic = false;
+    this.#disarm();
+    return this;
+  }
+
+  /** The report as of the last results; no check is run. */
+  report() {
+    const h = this.#live();
+    this.#syncBreakers(h);
+    this.#drain(h);
+    return h.reportJson(new Date().toISOString());
+  }
+
+  #syncBreakers(h) {
     for (const [name, breaker] of this.#breakers) {
       const state = breaker.state;
       if (typeof state === 'string') h.setBreaker(name, state);
       else h.removeBreaker(name);
     }
-    const due = h.dueAll(readClock(clock));
+  }
+
+  // Start the due checks (every idle one for `all`); their runs' promises.
+  #startRuns(h, all) {
+    this.#syncBreakers(h);
+    const now = readClock(this.#clock);
+    const due = all ? h.dueAll(now) : h.due(now);
     const runs = [];
     for (let i = 0; i < due.length; i += 2) runs.push(this.#run(h, due[i], due[i + 1]));
     this.#drain(h);
+    this.#arm();
+    return runs;
+  }
+
+  async #settle(h, runs) {
     await Promise.all(runs);
     if (this.#raw !== h) throw disposedError('HealthChecker');
-    h.expire(readClock(clock));
+    h.expire(readClock(this.#clock));
     this.#drain(h);
-    return h.reportJson(new Date().toISOString());
+  }
+
+  // Periodic mode: make sure a timer fires no later than the core's next due time (or a
+  // running check's deadline); none without checks.
+  #arm() {
+    const h = this.#raw;
+    if (!this.#periodic || h === null) return;
+    const at = h.pollTimeout();
+    if (Number.isNaN(at)) {
+      this.#disarm();
+      return;
+    }
+    if (this.#timer !== null && this.#timer.at <= at) return;
+    this.#disarm();
+    const timer = { at, abort: new AbortController() };
+    this.#timer = timer;
+    sleepUntilInBackground(this.#clock, at, timer.abort.signal).then(
+      () => {
+        if (this.#timer !== timer) return;
+        this.#timer = null;
+        const live = this.#raw;
+        if (!this.#periodic || live === null) return;
+        // The runs report (and re-arm) as they settle; a broken clock stops periodic mode
+        // and surfaces as an unhandled rejection.
+        try {
+          this.#startRuns(live, false);
+        } catch (e) {
+          this.stop();
+          throw e;
+        }
+      },
+      () => {},
+    );
+  }
+
+  #disarm() {
+    const timer = this.#timer;
+    if (timer === null) return;
+    this.#timer = null;
+    timer.abort.abort();
   }
 
   // Run check `id` until it settles or `deadline` passes, then report (a late result is the
@@ -144,6 +246,7 @@ export class HealthChecker extends Emitter {
       h.report(id, first.ok, now - started, first.ok ? undefined : first.error, now);
     }
     this.#drain(h);
+    this.#arm();
   }
 
   #drain(h) {
@@ -172,8 +275,9 @@ export class HealthChecker extends Emitter {
     return this.#live().metrics();
   }
 
-  /** Free the wasm memory now; any later use throws. */
+  /** Stop periodic mode and free the wasm memory now; any later use throws. */
   dispose() {
+    this.stop();
     const h = this.#raw;
     if (h === null) return;
     this.#raw = null;

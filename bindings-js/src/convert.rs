@@ -4,10 +4,9 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tripwire_core::time::{duration_nanos, millis_f64_to_nanos, nanos_to_millis_f64};
 use tripwire_core::{BreakerState, ConfigError, ErrorKind, Instant};
+use tripwire_js_serde::{FromJs, ToJs};
 use wasm_bindgen::prelude::*;
 
 /// A host time in ms. NaN, infinities and negatives become the origin, which the core clamps
@@ -73,35 +72,17 @@ pub fn seed(hi: u32, lo: u32) -> u64 {
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
-/// Deserialize a config from a JS value (a plain object as the user wrote it), naming the
-/// field path of the first problem.
-///
-/// The object is first read into a `serde_json::Value` (serde-wasm-bindgen walks every own
-/// property, so unknown fields are seen) and then handed to the core's own JSON-value path:
-/// errors are the exact texts the core gives for the same JSON. (serde-wasm-bindgen's struct
-/// deserializer reads only the fields a struct names, which would silently accept typos.)
-pub fn parse<T: DeserializeOwned>(value: JsValue) -> Result<T, ConfigError> {
-    #[cfg(feature = "json-config")]
-    {
-        let text = js_sys::JSON::stringify(&value)
-            .ok()
-            .and_then(|s| s.as_string())
-            .unwrap_or_else(|| "null".to_owned());
-        tripwire_core::config::from_json_str(&text)
-    }
-    #[cfg(not(feature = "json-config"))]
-    {
-        let json: serde_json::Value = serde_wasm_bindgen::from_value(value)
-            .map_err(|e| ConfigError::new("", format!("not a config value: {e}")))?;
-        tripwire_core::config::from_json_value(json)
-    }
+/// A config from a JS value, naming the field path of the first problem (see
+/// `tripwire_js_serde::FromJs`: the texts are exactly the core's for the same JSON).
+#[inline]
+pub fn parse<T: FromJs>(value: JsValue) -> Result<T, ConfigError> {
+    T::from_js(&value)
 }
 
 /// A serializable value as a plain JS object (maps as objects, absent values as `null`).
-pub fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
-    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
-    // The core's metrics and snapshots are plain data; serialization cannot fail on them.
-    value.serialize(&serializer).unwrap_or(JsValue::NULL)
+#[inline]
+pub fn to_js<T: ToJs + ?Sized>(value: &T) -> JsValue {
+    value.to_js()
 }
 
 /// A refused config as a JS `Error` with `code = "invalidConfig"` and `issues = [{path,

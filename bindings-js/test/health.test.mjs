@@ -2,6 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { HealthChecker, CircuitBreaker, Pipeline, loadPolicies, ConfigError } from 'tripwire';
 import { FakeClock } from 'tripwire/testing';
 
@@ -111,6 +113,155 @@ test('healthHandler() serves the report over node:http with 200 / 503', async ()
     await new Promise((resolve) => server.close(resolve));
     health.dispose();
   }
+});
+
+test('start() runs each check at its interval on one timer; stop() ends it, start() resumes', async () => {
+  const clock = new FakeClock();
+  const health = new HealthChecker(undefined, { clock });
+  const runs = [];
+  health.register('a', async () => void runs.push(`a@${clock.now()}`), { interval: 1000 });
+  health.register('b', async () => void runs.push(`b@${clock.now()}`), { interval: 2500 });
+  await clock.advance(0);
+  assert.deepEqual(runs, [], 'nothing runs before start()');
+  assert.equal(clock.pending, 0);
+  assert.equal(health.start(), health);
+  health.start(); // a second start() does nothing
+  await clock.advance(0);
+  assert.deepEqual(runs, ['a@0', 'b@0'], 'a new check is due at once');
+  assert.equal(clock.pending, 1, 'one timer between runs');
+  await clock.advance(5000);
+  assert.deepEqual(runs, ['a@0', 'b@0', 'a@1000', 'a@2000', 'b@2500', 'a@3000', 'a@4000', 'a@5000', 'b@5000']);
+  assert.equal(clock.pending, 1);
+  assert.equal(health.report().checks.a.consecutiveSuccesses, 6);
+
+  assert.equal(health.stop(), health);
+  assert.equal(clock.pending, 0, 'stop() cancels the timer');
+  await clock.advance(10_000);
+  assert.equal(runs.length, 9, 'no run after stop()');
+
+  health.start();
+  await clock.advance(0);
+  assert.deepEqual(runs.slice(9), ['a@15000', 'b@15000'], 'overdue checks run at once on restart');
+  // A check registered while running periodically is due at once too.
+  health.register('c', async () => void runs.push(`c@${clock.now()}`), { interval: 700 });
+  await clock.advance(0);
+  assert.deepEqual(runs.slice(11), ['c@15000']);
+  await clock.advance(1000);
+  assert.deepEqual(runs.slice(12), ['c@15700', 'a@16000']);
+  health.dispose();
+});
+
+test('periodic results go through the thresholds: the report and the events show the hysteresis', async () => {
+  const clock = new FakeClock();
+  const health = new HealthChecker(undefined, { clock });
+  const results = [false, false, true, true, false, true];
+  let run = 0;
+  health.register('db', async () => {
+    if (!results[run++]) throw new Error('db down');
+  }, { interval: 100, failureThreshold: 2, successThreshold: 2 });
+  const events = [];
+  health.on('checkChanged', (e) => events.push(`${e.check} ${e.from}->${e.to} at ${e.at}`));
+  health.on('statusChanged', (e) => events.push(`status ${e.from}->${e.to} at ${e.at}`));
+  health.start();
+  const seen = [];
+  for (let i = 0; i < results.length; i++) {
+    await clock.advance(i === 0 ? 0 : 100);
+    const { status, checks } = health.report();
+    const db = checks.db;
+    seen.push(`${clock.now()}: ${db.status} f${db.consecutiveFailures} s${db.consecutiveSuccesses} ${db.error ?? '-'} => ${status}`);
+  }
+  assert.deepEqual(seen, [
+    '0: pending f1 s0 db down => unhealthy',
+    '100: unhealthy f2 s0 db down => unhealthy',
+    '200: unhealthy f0 s1 - => unhealthy',
+    '300: healthy f0 s2 - => healthy',
+    '400: healthy f1 s0 db down => healthy',
+    '500: healthy f0 s1 - => healthy',
+  ]);
+  assert.deepEqual(events, ['db pending->unhealthy at 100', 'db unhealthy->healthy at 300', 'status unhealthy->healthy at 300']);
+  assert.equal(health.status, 'healthy');
+  health.dispose();
+});
+
+test('a periodic run that outlasts its interval makes its check due the moment it ends; a hung one times out', async () => {
+  const clock = new FakeClock();
+  const health = new HealthChecker(undefined, { clock });
+  const starts = [];
+  health.register('slow', async () => {
+    starts.push(clock.now());
+    await clock.sleep(250);
+  }, { interval: 100, timeout: 1000 });
+  let hung = 0;
+  health.register('hung', ({ signal }) => {
+    hung++;
+    return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
+  }, { interval: 2000, timeout: 300, critical: false });
+  health.start();
+  await clock.advance(600);
+  assert.deepEqual(starts, [0, 250, 500]);
+  const report = health.report();
+  assert.equal(report.checks.hung.error, 'timeout');
+  assert.equal(report.checks.hung.latencyMs, 300);
+  assert.equal(hung, 1, 'the hung check is not due again before its interval');
+  await clock.advance(1500);
+  assert.equal(hung, 2);
+  health.dispose();
+});
+
+test('runDue() runs only the due checks and resolves with the ms until the next one', async () => {
+  const clock = new FakeClock();
+  const health = new HealthChecker(undefined, { clock });
+  assert.equal(await health.runDue(), null, 'no checks, nothing due');
+  const runs = [];
+  health.register('a', async () => void runs.push(`a@${clock.now()}`), { interval: 1000 });
+  health.register('b', async () => void runs.push(`b@${clock.now()}`), { interval: 300 });
+  assert.equal(await health.runDue(), 300);
+  assert.deepEqual(runs, ['a@0', 'b@0']);
+  await clock.advance(100);
+  assert.equal(await health.runDue(), 200);
+  assert.equal(runs.length, 2, 'nothing was due');
+  await clock.advance(250);
+  assert.equal(await health.runDue(), 300, 'b ran late, at 350: its next run is 300 after that start');
+  assert.deepEqual(runs.slice(2), ['b@350']);
+  await clock.advance(2000);
+  assert.equal(await health.runDue(), 300);
+  assert.deepEqual(runs.slice(3), ['a@2350', 'b@2350']);
+  // runDue() waits for its runs: the answer counts from when they have settled.
+  health.register('slow', () => clock.sleep(40), { interval: 5000, timeout: 60 });
+  const pending = health.runDue();
+  await clock.advance(40);
+  assert.equal(await pending, 260, 'b next at 2650, 260 ms after the slow run ended at 2390');
+  health.dispose();
+});
+
+test('dispose() ends periodic mode; start() after it throws', async () => {
+  const clock = new FakeClock();
+  const health = new HealthChecker(undefined, { clock });
+  let runs = 0;
+  health.register('a', async () => void runs++, { interval: 100 });
+  health.start();
+  await clock.advance(250);
+  assert.equal(runs, 3);
+  health.dispose();
+  assert.equal(clock.pending, 0, 'the timer is cancelled');
+  await clock.advance(1000);
+  assert.equal(runs, 3);
+  assert.throws(() => health.start(), /disposed/);
+  health.stop(); // harmless
+});
+
+test('on the system clock the periodic timer does not keep Node running', () => {
+  const code = `
+    import { HealthChecker } from 'tripwire';
+    const health = new HealthChecker();
+    health.register('tick', async () => console.log('ran'), { interval: 50 });
+    health.start();
+  `;
+  const cwd = fileURLToPath(new URL('..', import.meta.url));
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd, encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.error, undefined, 'the process exited by itself');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'ran\n', 'the first run happened at start(), then nothing held the loop');
 });
 
 test('loadPolicies: object or JSON text; named pipelines, each its own state', async () => {

@@ -141,3 +141,41 @@ test('a retryable predicate that throws: the failure counts, is not retried, and
     for (const l of runners) process.on('uncaughtException', l);
   }
 });
+
+// The texts below were recorded from the build before the config route changed (configs read by
+// serde-wasm-bindgen into a serde_json::Value, then through serde_path_to_error); the tree route
+// of tripwire-js-serde must give the very same. The raw API takes JS values as they are (the
+// idiomatic classes first reduce a config to what JSON holds).
+test('the raw API reads any JS value as the serde-wasm-bindgen route did, texts included', async () => {
+  const { raw } = await import('tripwire/raw');
+  const { default: vm } = await import('node:vm');
+  const ctx = vm.createContext({});
+  const cases = [
+    [5n, 'invalid type: integer `5`, expected struct PipelineConfig'],
+    [2n ** 70n, "not a config value: Error: Couldn't deserialize i64 or u64 from a BigInt outside i64::MIN..u64::MAX bounds"],
+    [Symbol('s'), 'not a config value: Error: invalid type: JsValue(Symbol(s)), expected any valid JSON value'],
+    [new Map([['retry', { maxRetries: 1 }]]), null],
+    [new Map([[1, 2]]), 'not a config value: Error: invalid type: floating point `1.0`, expected a string key'],
+    [new Uint8Array(2), 'not a config value: Error: invalid type: byte array, expected any valid JSON value'],
+    [new Set([1]), 'not a config value: Error: invalid type: JsValue(Set), expected any valid JSON value'],
+    [vm.runInContext('[{"rate": "5/s"}]', ctx), null],
+    [{ timeout: ['1s'] }, null],
+    [{ zeta: 1, Alpha: 2 }, 'Alpha: unknown field `Alpha`, expected one of `rateLimit`, `bulkhead`, `circuitBreaker`, `retry`, `timeout`, `fallback`, `order`, `seed`, `keyed`'],
+    [{ retry: { maxRetries: 1e300 } }, 'retry.maxRetries: invalid type: floating point `1e+300`, expected u32'],
+    [{ retry: { maxRetries: 1658206780088562.25 } }, 'retry.maxRetries: invalid type: floating point `1658206780088562.2`, expected u32'],
+    [{ retry: { maxRetries: 0.000015 } }, 'retry.maxRetries: invalid type: floating point `0.000015`, expected u32'],
+    [{ seed: 2 ** 64 }, 'seed: invalid type: floating point `1.8446744073709552e+19`, expected u64'],
+    [{ retry: { backoff: { jitter: { full: 1 } } } }, 'retry.backoff.jitter.full: invalid type: integer `1`, expected unit'],
+    [{ rateLimit: [{ rate: '5/s' }, { rate: 'x' }] }, 'rateLimit[1].rate: invalid rate "x": expected "N/unit" such as "50/s" or "1000/m"'],
+  ];
+  for (const [value, expected] of cases) {
+    let got = null;
+    try {
+      raw.validateConfig('pipeline', value);
+    } catch (e) {
+      assert.equal(e.code, 'invalidConfig');
+      got = e.message;
+    }
+    assert.equal(got, expected, String(typeof value === 'symbol' ? 'symbol' : JSON.stringify(value, (k, v) => (typeof v === 'bigint' ? `${v}n` : v))));
+  }
+});

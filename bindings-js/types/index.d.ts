@@ -256,10 +256,26 @@ export declare class HealthChecker extends Emitter<HealthEvent> {
   addBreaker(name: string, breaker: CircuitBreaker | Pipeline): this;
   removeBreaker(name: string): boolean;
   readonly status: HealthStatus;
+  /** Run every check now; resolves with the report. */
   check(): Promise<HealthReport>;
+  /**
+   * Run the checks whose interval has come; resolves, once they have settled, with the ms
+   * until the next one is due (0 when one already is), or null without checks.
+   */
+  runDue(): Promise<number | null>;
+  /**
+   * Run due checks on their own: one timer on the clock, armed at the next due time. On the
+   * system clock it never keeps Node's process alive. Until `stop()` or `dispose()`.
+   */
+  start(): this;
+  /** End periodic mode; checks already running finish and report. */
+  stop(): this;
+  /** The report as of the last results; no check is run. */
+  report(): HealthReport;
   /** `(req, res)` for node:http and Express: the report as JSON, 200 or 503. */
   healthHandler(): (req: unknown, res: { statusCode: number; setHeader(name: string, value: string): unknown; end(body: string): unknown }) => void;
   stats(): Record<string, number>;
+  /** Stops periodic mode and frees the wasm memory. */
   dispose(): void;
   [Symbol.dispose](): void;
 }

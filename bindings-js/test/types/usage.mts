@@ -44,6 +44,8 @@ const b: Promise<string> = bulkhead.execute(async () => 'x', { signal: AbortSign
 const health = new HealthChecker();
 health.register('db', async ({ signal }) => signal.aborted, { timeout: 500, critical: false });
 const report: Promise<HealthReport> = health.check();
+const nextDue: Promise<number | null> = health.runDue();
+const lastReport: HealthReport = health.start().stop().report();
 const handler = health.healthHandler();
 
 const policies = loadPolicies('{"policies": {"a": {}}}');
@@ -65,4 +67,4 @@ const view: Float64Array = out();
   using p = new Pipeline({});
   void p;
 }
-void [n, state, text, calls, s, allowed, retryAfter, b, report, handler, a, names, live, view];
+void [n, state, text, calls, s, allowed, retryAfter, b, report, nextDue, lastReport, handler, a, names, live, view];

@@ -1,0 +1,106 @@
+//! The cold side of the tripwire npm package's glue: configs from JS values ([`FromJs`]) and
+//! metrics, snapshots and reports to JS values ([`ToJs`]).
+//!
+//! Every config type's serde code is instantiated here, in these non-generic trait impls, so
+//! that `scripts/ci/build-js.sh` can compile this crate for size (opt-level "z") while the
+//! `tripwire-js` glue, which holds the per-call hot paths, and the core stay at opt-level 3.
+#![forbid(unsafe_code)]
+
+mod tree;
+
+use serde::de::DeserializeOwned;
+use tripwire_core::bulkhead::BulkheadConfig;
+use tripwire_core::deadline::TimeoutConfig;
+use tripwire_core::health::{CheckConfig, HealthConfig};
+use tripwire_core::pipeline::{PipelineConfig, PipelineStats, PolicyFile};
+use tripwire_core::{
+    BreakerConfig, BreakerMetrics, BreakerSnapshot, BulkheadMetrics, ConfigError, HealthMetrics,
+    KeyedRateLimitConfig, KeyedRateLimitMetrics, RateLimitConfig, RateLimitMetrics, RetryConfig,
+};
+use wasm_bindgen::JsValue;
+
+/// A config type read from a JS value.
+pub trait FromJs: Sized {
+    /// Deserialize from a JS value (a plain object as the user wrote it), naming the field
+    /// path of the first problem: the value and the error texts are exactly the core's for
+    /// the same JSON (`config::from_json_value`).
+    fn from_js(value: &JsValue) -> Result<Self, ConfigError>;
+}
+
+macro_rules! from_js {
+    ($($t:ty),* $(,)?) => {
+        $(
+            impl FromJs for $t {
+                #[inline(never)]
+                fn from_js(value: &JsValue) -> Result<$t, ConfigError> {
+                    parse(value)
+                }
+            }
+        )*
+    };
+}
+
+from_js!(
+    PolicyFile,
+    PipelineConfig,
+    BreakerConfig,
+    RetryConfig,
+    TimeoutConfig,
+    BulkheadConfig,
+    RateLimitConfig,
+    KeyedRateLimitConfig,
+    HealthConfig,
+    CheckConfig,
+    BreakerSnapshot,
+);
+
+fn parse<T: DeserializeOwned>(value: &JsValue) -> Result<T, ConfigError> {
+    #[cfg(feature = "json-config")]
+    {
+        let text = js_sys::JSON::stringify(value)
+            .ok()
+            .and_then(|s| s.as_string())
+            .unwrap_or_else(|| "null".to_owned());
+        tripwire_core::config::from_json_str(&text)
+    }
+    #[cfg(not(feature = "json-config"))]
+    {
+        // Read every own property into a tree first (so unknown fields are seen and a value
+        // JS cannot express in JSON is refused before any field), then deserialize.
+        let node = tree::from_js(value)
+            .map_err(|e| ConfigError::new("", format!("not a config value: {e}")))?;
+        tree::deserialize(node)
+    }
+}
+
+/// A metrics, snapshot or report value as a plain JS object.
+pub trait ToJs {
+    /// Maps as objects, absent values as `null`.
+    fn to_js(&self) -> JsValue;
+}
+
+macro_rules! to_js {
+    ($($t:ty),* $(,)?) => {
+        $(
+            impl ToJs for $t {
+                #[inline(never)]
+                fn to_js(&self) -> JsValue {
+                    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+                    // Plain data: serialization cannot fail on it.
+                    serde::Serialize::serialize(self, &serializer).unwrap_or(JsValue::NULL)
+                }
+            }
+        )*
+    };
+}
+
+to_js!(
+    BreakerMetrics,
+    BreakerSnapshot,
+    BulkheadMetrics,
+    RateLimitMetrics,
+    KeyedRateLimitMetrics,
+    HealthMetrics,
+    PipelineStats,
+    serde_json::Value,
+);
