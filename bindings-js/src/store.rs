@@ -106,12 +106,9 @@ fn shared_limiter(config: JsValue, seed: u64) -> Result<SharedLimiter, ConfigErr
             "a shared limiter takes only rateLimit, store and keyed",
         ));
     }
-    config.validate()?;
-    let (Some(store), Some(limits)) = (config.store, config.rate_limit) else {
-        return Err(ConfigError::new("store", "missing"));
-    };
-    let keyed = config.keyed.map(|k| (k.max_keys, k.idle_expiry));
-    SharedLimiter::new(store, limits, keyed, seed)
+    SharedLimiter::for_pipeline(&config, seed)?.ok_or_else(|| {
+        ConfigError::new("store", "a shared limiter needs a store and a rateLimit")
+    })
 }
 
 fn request_of(id: f64) -> RequestId {

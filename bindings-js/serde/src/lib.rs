@@ -16,6 +16,7 @@ use tripwire_core::pipeline::{PipelineConfig, PipelineStats, PolicyFile};
 use tripwire_core::{
     BreakerConfig, BreakerMetrics, BreakerSnapshot, BulkheadMetrics, ConfigError, HealthMetrics,
     KeyedRateLimitConfig, KeyedRateLimitMetrics, RateLimitConfig, RateLimitMetrics, RetryConfig,
+    StoreMetrics,
 };
 use wasm_bindgen::JsValue;
 
@@ -102,5 +103,6 @@ to_js!(
     KeyedRateLimitMetrics,
     HealthMetrics,
     PipelineStats,
+    StoreMetrics,
     serde_json::Value,
 );
