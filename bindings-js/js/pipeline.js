@@ -152,6 +152,15 @@ export class Pipeline extends Emitter {
     return shownStore(this.#store);
   }
 
+  /**
+   * The store's last error reply (CROSSSLOT, NOPERM, WRONGTYPE...: a deployment mistake that
+   * `stats().store.errors` and `stats().share.failed` count), the shared rate limit's, else the
+   * shared breaker's; null when none.
+   */
+  get storeLastError() {
+    return this.#live().storeLastError() ?? null;
+  }
+
   /** The clock this pipeline reads (deadlines passed to `execute` are on its timeline). */
   get clock() {
     return this.#clock;

@@ -8,4 +8,7 @@ export { KINDS, STATES, EVENT_TYPES, HEALTH_EVENT_TYPES, CHECK_STATUSES, HEALTH_
 export { readEvent, readHealthEvent } from './emitter.js';
 export { configInput, fromNative } from './errors.js';
 export { SharedLimiter } from './shared.js';
-export { scripts } from './store.js';
+// A pipeline's store step by hand: `storeRequestOf(id, p.storeRequest(id))` is the request to
+// run (e.g. with a RedisStore), `p.reportStore(index, generation, ...encodeStoreReply(reply), now)`
+// reports its reply and polls the call.
+export { scripts, requestOf as storeRequestOf, encode as encodeStoreReply } from './store.js';

@@ -36,9 +36,24 @@ const UNAVAILABLE: u32 = 3;
 /// `TICKET`, its deadline to `TIME`.
 pub const STORE_STEP: u32 = 7;
 
+/// A request id as one JS number, exactly: the core numbers requests from 1 and may set the
+/// top bit (the shared breaker's requests), which `as f64` would round away with the low bits
+/// (2^63 + n is not an f64), so the top bit crosses as the sign and the rest as the magnitude
+/// (exact below 2^53 requests). [`request_of`] reads it back.
+fn id_number(id: RequestId) -> f64 {
+    const TOP: u64 = 1 << 63;
+    let raw = id.get();
+    let magnitude = (raw & !TOP) as f64;
+    if raw & TOP == 0 {
+        magnitude
+    } else {
+        -magnitude
+    }
+}
+
 /// Write a store step to the scratch buffer.
 pub fn write_store_step(request: RequestId, until: tripwire_core::Instant) -> u32 {
-    put(TICKET, request.get() as f64);
+    put(TICKET, id_number(request));
     put(TIME, crate::convert::ms(until));
     STORE_STEP
 }
@@ -111,11 +126,17 @@ fn shared_limiter(config: JsValue, seed: u64) -> Result<SharedLimiter, ConfigErr
     })
 }
 
+/// A request id from its JS number ([`id_number`]); an id that is not one names no request.
 fn request_of(id: f64) -> RequestId {
-    RequestId::from_raw(if id.is_finite() && id >= 0.0 {
-        id as u64
+    const TOP: u64 = 1 << 63;
+    if !id.is_finite() || id.fract() != 0.0 || id.abs() >= 9_007_199_254_740_992.0 {
+        return RequestId::from_raw(0);
+    }
+    let magnitude = id.abs() as u64;
+    RequestId::from_raw(if id.is_sign_negative() {
+        TOP | magnitude
     } else {
-        0
+        magnitude
     })
 }
 
@@ -213,7 +234,7 @@ impl RawSharedLimiter {
         let code = match self.inner.check(key, instant(now), cost, None) {
             SharedCheck::Decided { decision, source } => write_decision(decision, source),
             SharedCheck::Send(id) => {
-                put(TICKET, id.get() as f64);
+                put(TICKET, id_number(id));
                 SEND
             }
         };
@@ -305,6 +326,21 @@ impl RawPipeline {
             .map_or(JsValue::UNDEFINED, request_value)
     }
 
+    /// The store's last error reply (`CROSSSLOT`, `NOPERM`, `WRONGTYPE`...: a deployment
+    /// mistake): the shared rate limit's, else the shared breaker's; undefined when none.
+    #[wasm_bindgen(js_name = storeLastError)]
+    pub fn store_last_error(&self) -> Option<String> {
+        self.inner.store_last_error().map(str::to_owned)
+    }
+
+    /// Let the store scripts (shared rate limit and shared breaker) use the caller's `now`
+    /// instead of the store's clock: a testing hook for conformance vectors only (in
+    /// production the store's clock is the fleet's one clock).
+    #[wasm_bindgen(js_name = _useStoreHostClock)]
+    pub fn use_store_host_clock(&mut self, on: bool) {
+        self.inner.use_store_host_clock(on);
+    }
+
     /// Report the reply to the call's store request (see [`reply_of`]), then poll the call.
     #[wasm_bindgen(js_name = reportStore)]
     pub fn report_store(
@@ -326,5 +362,36 @@ impl RawPipeline {
             Err(e) => self.misuse(e),
         };
         code | self.outputs()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_cross_as_one_exact_number() {
+        // The shared breaker's ids carry the top bit; `as f64` alone would map 2^63 + 1 and
+        // 2^63 + 2 to the same number.
+        for raw in [
+            1,
+            2,
+            41,
+            (1 << 53) - 1,
+            1 << 63,
+            (1 << 63) | 1,
+            (1 << 63) | 2,
+            (1 << 63) | ((1 << 53) - 1),
+        ] {
+            let id = RequestId::from_raw(raw);
+            assert_eq!(request_of(id_number(id)), id, "{raw:#x}");
+        }
+        assert_ne!(
+            id_number(RequestId::from_raw((1 << 63) | 1)),
+            id_number(RequestId::from_raw((1 << 63) | 2))
+        );
+        for bad in [f64::NAN, f64::INFINITY, 1.5, -2.5, 1e300] {
+            assert_eq!(request_of(bad), RequestId::from_raw(0), "{bad}");
+        }
     }
 }

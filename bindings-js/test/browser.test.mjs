@@ -14,9 +14,11 @@ const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.json': 'application/json', '.wasm': 'application/wasm' };
 
 function serve() {
-  // `sharedRateLimit` vectors need a store: store-vectors.test.mjs replays them through Redis.
+  // `sharedRateLimit` and `fleet` vectors need a store (a Redis server running the real
+  // scripts): store-vectors.test.mjs replays them through Redis in Node.
+  const storeKinds = new Set(['sharedRateLimit', 'fleet']);
   const vectorNames = readdirSync(vectorsDir)
-    .filter((f) => f.endsWith('.json') && JSON.parse(readFileSync(join(vectorsDir, f), 'utf8')).kind !== 'sharedRateLimit')
+    .filter((f) => f.endsWith('.json') && !storeKinds.has(JSON.parse(readFileSync(join(vectorsDir, f), 'utf8')).kind))
     .sort();
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);

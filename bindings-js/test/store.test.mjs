@@ -243,10 +243,12 @@ test('a WRONGTYPE reply is a failure: the fallback decides, the store breaker st
   assert.deepEqual(events, []);
   assert.equal(p.store.failed, 5);
   assert.equal(p.store.timeouts + p.store.unavailable, 0);
+  assert.match(p.storeLastError, /^WRONGTYPE/, 'the deployment mistake, as the store said it');
   await admin.del(`tw:{rl:${name}:}:0`);
   await calls(p, 1);
   assert.equal(p.stats().store.storeAllowed, 1, 'the store decides once the key is fixed');
   p.dispose();
+  assert.throws(() => p.storeLastError, /disposed/);
 });
 
 test('a closed port: each call is unavailable at once and onUnavailable decides; the store breaker opens', { skip }, async () => {
@@ -270,12 +272,80 @@ test('a closed port: each call is unavailable at once and onUnavailable decides;
 test('without a store client, a store config is unavailable and onUnavailable decides', async () => {
   const p = new Pipeline(gcra('10/s', 4, { key: 'no-client', expectedInstances: 2 }));
   assert.equal(p.store, null);
+  assert.equal(p.storeLastError, null, 'unavailability is no error reply');
   const r = await calls(p, 4);
   assert.equal(r.admitted, 2, 'the local fallback at burst/N');
   const s = p.stats().store;
   assert.equal(s.unavailable, 3);
   assert.equal(s.storeState, 'open');
   p.dispose();
+});
+
+test('a shared breaker through Redis: two trips (quorum 2) open the fleet, and a healthy instance adopts the open at its next sync', { skip, timeout: 10_000 }, async () => {
+  const name = key('fleet');
+  const config = {
+    circuitBreaker: {
+      trip: { consecutiveFailures: 2 },
+      openDuration: '30s',
+      share: { mode: 'signal', quorum: 2, flush: '50ms', lease: '1s' },
+    },
+    store: { key: name, timeout: '500ms' },
+  };
+  const [a, b, c] = [await ioredis(), await ioredis(), await ioredis()].map((client) => new Pipeline(config, { store: client }));
+  const fail = async (p) => {
+    await assert.rejects(
+      p.execute(async () => {
+        throw new Error('partner down');
+      }),
+      /partner down/,
+    );
+  };
+  let ran = 0;
+  const ok = async () => {
+    ran++;
+    return 'ok';
+  };
+  assert.equal(await c.execute(ok), 'ok');
+  assert.equal(c.stats().share.requests, 1, 'the first call syncs with the fleet');
+  // A trips alone: one vote, the fleet stays closed.
+  await fail(a);
+  await fail(a);
+  assert.equal(a.state, 'open');
+  await assert.rejects(a.execute(ok), { name: 'CircuitOpenError' });
+  assert.equal(a.stats().share.votes, 1);
+  assert.equal(a.stats().share.fleetState, 'closed', 'one vote of the two needed');
+  // B trips too: the second vote opens the fleet.
+  await fail(b);
+  await fail(b);
+  await assert.rejects(b.execute(ok), { name: 'CircuitOpenError' });
+  assert.equal(b.stats().share.votes, 1);
+  assert.equal(b.stats().share.fleetState, 'open');
+  // C never failed: it adopts the fleet's open at its next sync (every 50 ms, jittered).
+  const before = ran;
+  let rejected = null;
+  for (let i = 0; i < 100 && rejected === null; i++) {
+    await sleep(10);
+    try {
+      await c.execute(ok);
+    } catch (e) {
+      rejected = e;
+    }
+  }
+  assert.equal(rejected?.name, 'CircuitOpenError', 'C adopted the fleet\'s open');
+  assert.ok(rejected.retryAfter > 25_000, `the fleet's open period (${rejected.retryAfter} ms left)`);
+  assert.equal(c.state, 'open');
+  const share = c.stats().share;
+  assert.equal(share.adoptedOpen, 1);
+  assert.equal(share.votes, 0);
+  assert.equal(share.failed, 0, 'every request reached Redis');
+  assert.ok(ran > before || share.requests >= 2, 'C synced again');
+  for (const p of [a, b, c]) {
+    assert.equal(p.store.timeouts + p.store.unavailable + p.store.failed, 0);
+    assert.equal(p.storeLastError, null);
+    p.dispose();
+  }
+  const admin = await ioredis({});
+  assert.ok((await admin.keys(`*${name}*`)).length > 0, 'the fleet state lives in Redis');
 });
 
 test('a policy file entry with a store: loadPolicies passes the client to its pipelines', { skip }, async () => {

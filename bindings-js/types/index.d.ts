@@ -112,6 +112,8 @@ export interface PipelineStats {
   budgetTokens: number | null;
   /** The shared rate limit's store metrics, with a `store` config. */
   store?: StoreMetrics | null;
+  /** The shared breaker's counters, with `circuitBreaker.share`. */
+  share?: ShareMetrics | null;
   /** The breaker's state, or null without one. */
   state: BreakerState | null;
 }
@@ -133,6 +135,32 @@ export interface StoreMetrics {
   instances: number;
 }
 
+/** A shared breaker's counters (`circuitBreaker.share`): what this instance sent and adopted, and the fleet as last read. */
+export interface ShareMetrics {
+  /** Requests emitted (syncs, votes, probes, results). */
+  requests: number;
+  /** Local trips sent as votes. */
+  votes: number;
+  /** Probe leases this instance got. */
+  probesGranted: number;
+  /** Probes refused because another instance holds the lease or the fleet is still open. */
+  probesDenied: number;
+  /** Times this instance adopted the fleet's open state. */
+  adoptedOpen: number;
+  /** Times this instance adopted the fleet's recovery (closed). */
+  adoptedClosed: number;
+  /** Times the store's epoch changed (it lost the shared state). */
+  epochChanges: number;
+  /** Replies that were timeouts, unavailable or errors. */
+  failed: number;
+  /** Aggregate mode: the fleet window's calls, failures and reporting instances, as last read. */
+  fleetCalls: number;
+  fleetFailures: number;
+  fleetReporters: number;
+  /** The fleet's state as last seen. */
+  fleetState: BreakerState;
+}
+
 /** The policies of one named entry around a call: rateLimit, bulkhead, circuitBreaker, retry, timeout, fallback. */
 export declare class Pipeline extends Emitter<PolicyEvent> {
   constructor(config?: Config, options?: PipelineOptions);
@@ -142,6 +170,8 @@ export declare class Pipeline extends Emitter<PolicyEvent> {
   readonly store: RedisStore | Store | null;
   /** The breaker's state, or null without a circuit breaker. */
   readonly state: BreakerState | null;
+  /** The store's last error reply (CROSSSLOT, NOPERM, WRONGTYPE...): the shared rate limit's, else the shared breaker's; null when none. */
+  readonly storeLastError: string | null;
   execute<T>(fn: (context: AttemptContext) => T | Promise<T>, options?: ExecuteOptions<T>): Promise<T>;
   forceOpen(): void;
   disable(): void;

@@ -65,3 +65,8 @@ export declare class SharedLimiter {
 
 /** The scripts a store may be asked to run (to SCRIPT LOAD at start). */
 export declare function scripts(): { name: string; sha1: string; source: string }[];
+
+/** A pipeline's store step request (`RawPipeline.storeRequest(id)`) as a StoreRequest for a store's `run`. */
+export declare function storeRequestOf(id: number, fields: string | string[]): StoreRequest;
+/** A store's reply as the arguments `kind, values, message` of `RawPipeline.reportStore(index, generation, kind, values, message, now)`. */
+export declare function encodeStoreReply(reply: StoreReply): [number, Float64Array, string];

@@ -18,7 +18,11 @@ a.on('storeStateChanged', (e) => {
 a.on('*', (e: PolicyEvent) => void e.at);
 const sent: number | undefined = a.store instanceof RedisStore ? a.store.sent : undefined;
 const state: string | undefined = b.stats().store?.storeState;
-void [sent, state, c, RedisStore.accepts(ioredis)];
+const lastError: string | null = a.storeLastError;
+const share = a.stats().share;
+const fleet: string | undefined = share?.fleetState;
+const votes: number | undefined = share?.votes;
+void [sent, state, c, RedisStore.accepts(ioredis), lastError, fleet, votes];
 
 const l = new SharedLimiter(config, { seed: 7 });
 const r = l.check('', performance.now());
