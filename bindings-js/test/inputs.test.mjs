@@ -144,8 +144,9 @@ test('a retryable predicate that throws: the failure counts, is not retried, and
 
 // The texts below were recorded from the build before the config route changed (configs read by
 // serde-wasm-bindgen into a serde_json::Value, then through serde_path_to_error); the tree route
-// of tripwire-js-serde must give the very same. The raw API takes JS values as they are (the
-// idiomatic classes first reduce a config to what JSON holds).
+// of tripwire-js-serde must give the very same (the list of fields has since gained `store`).
+// The raw API takes JS values as they are (the idiomatic classes first reduce a config to what
+// JSON holds).
 test('the raw API reads any JS value as the serde-wasm-bindgen route did, texts included', async () => {
   const { raw } = await import('tripwire/raw');
   const { default: vm } = await import('node:vm');
@@ -160,7 +161,7 @@ test('the raw API reads any JS value as the serde-wasm-bindgen route did, texts 
     [new Set([1]), 'not a config value: Error: invalid type: JsValue(Set), expected any valid JSON value'],
     [vm.runInContext('[{"rate": "5/s"}]', ctx), null],
     [{ timeout: ['1s'] }, null],
-    [{ zeta: 1, Alpha: 2 }, 'Alpha: unknown field `Alpha`, expected one of `rateLimit`, `bulkhead`, `circuitBreaker`, `retry`, `timeout`, `fallback`, `order`, `seed`, `keyed`'],
+    [{ zeta: 1, Alpha: 2 }, 'Alpha: unknown field `Alpha`, expected one of `rateLimit`, `bulkhead`, `circuitBreaker`, `retry`, `timeout`, `fallback`, `order`, `seed`, `keyed`, `store`'],
     [{ retry: { maxRetries: 1e300 } }, 'retry.maxRetries: invalid type: floating point `1e+300`, expected u32'],
     [{ retry: { maxRetries: 1658206780088562.25 } }, 'retry.maxRetries: invalid type: floating point `1658206780088562.2`, expected u32'],
     [{ retry: { maxRetries: 0.000015 } }, 'retry.maxRetries: invalid type: floating point `0.000015`, expected u32'],
