@@ -121,9 +121,8 @@ fn shared_limiter(config: JsValue, seed: u64) -> Result<SharedLimiter, ConfigErr
             "a shared limiter takes only rateLimit, store and keyed",
         ));
     }
-    SharedLimiter::for_pipeline(&config, seed)?.ok_or_else(|| {
-        ConfigError::new("store", "a shared limiter needs a store and a rateLimit")
-    })
+    SharedLimiter::for_pipeline(&config, seed)?
+        .ok_or_else(|| ConfigError::new("store", "a shared limiter needs a store and a rateLimit"))
 }
 
 /// A request id from its JS number ([`id_number`]); an id that is not one names no request.
