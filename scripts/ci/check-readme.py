@@ -35,6 +35,7 @@ expected = {
     ),
     ("### C —", "c"): (root / "bindings-c/tests/quickstart.c").read_text().strip(),
     ("### Rust", "rust"): rust,
+    ("### JavaScript — `examples/js/fleet.mjs`", "js"): (root / "examples/js/fleet.mjs").read_text().strip(),
     ("### Python — `examples/python/fleet.py`", "python"): region(
         (root / "examples/python/fleet.py").read_text(),
         "# --8<-- [start:fleet]\n",
