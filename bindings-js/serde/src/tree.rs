@@ -945,7 +945,8 @@ mod tests {
     fn check(target: &str, v: &Value) -> bool {
         match target {
             "policyFile" => same::<PolicyFile>(v),
-            "pipeline" => same::<PipelineConfig>(v),
+            // A fleet's config is a pipeline's; a shared limiter's a subset of one.
+            "pipeline" | "fleet" | "sharedRateLimit" => same::<PipelineConfig>(v),
             "circuitBreaker" => same::<BreakerConfig>(v),
             "retry" => same::<RetryConfig>(v),
             "timeout" => same::<TimeoutConfig>(v),
