@@ -17,36 +17,45 @@
 //! Every handle is freed exactly once at the end.
 #![no_main]
 
-use std::ptr::null_mut;
-
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tripwire::error::tw_status;
-use tripwire::pipeline::*;
+use tripwire::pipeline::tw_policies;
 
+mod c_api_pipeline;
 mod c_api_support;
+use c_api_pipeline::*;
 use c_api_support::*;
 
-/// The presets a `Cfg::Preset` picks from for a pipeline.
-const PIPELINES: &[&str] = &[
+/// Every handle made so far (each freed once, in `finish`), and the host's clock.
+pub struct Harness {
+    pub now: u64,
+    pub pipes: Vec<Pipe>,
+    /// Policy files, and whether their pipelines are safe for the blocking helpers.
+    pub policies: Vec<(*mut tw_policies, bool)>,
+}
+
+/// The presets a `Cfg::Preset` picks from for a pipeline; the first [`EXEC_SAFE`] never make
+/// the blocking helpers sleep or park for long.
+pub const PIPELINES: &[&str] = &[
     "{}",
     r#"{"retry": {"maxRetries": 2, "backoff": {"type": "constant", "base": "1us", "jitter": "none"}}}"#,
     r#"{"circuitBreaker": {"trip": {"consecutiveFailures": 2}, "openDuration": "50ms", "halfOpen": {"permittedCalls": 1}}}"#,
     r#"{"rateLimit": {"rate": "10/s", "burst": 2, "maxWait": 0}}"#,
+    r#"{"keyed": {"maxKeys": 2, "idleExpiry": "1s"}, "circuitBreaker": {"trip": {"consecutiveFailures": 1}, "openDuration": "5ms"}, "rateLimit": {"rate": "5/s", "burst": 1}}"#,
     r#"{"bulkhead": {"maxConcurrent": 1, "maxQueue": 2, "maxWait": "10ms"}}"#,
     r#"{"rateLimit": {"rate": "100/s", "burst": 3, "maxWait": "20ms"}, "bulkhead": {"maxConcurrent": 2, "maxQueue": 1}, "circuitBreaker": {"trip": {"failureRate": 0.5, "window": {"calls": 4}, "minimumCalls": 2}, "openDuration": "20ms"}, "retry": {"maxRetries": 3, "backoff": {"type": "exponential", "base": "2ms", "jitter": "full"}, "budget": {"maxTokens": 2, "tokenRatio": 0.5}, "pushback": "pipeline"}, "timeout": {"perAttempt": "5ms", "overall": "40ms"}, "fallback": {"on": ["circuitOpen", "retriesExhausted"]}}"#,
-    r#"{"keyed": {"maxKeys": 2, "idleExpiry": "1s"}, "circuitBreaker": {"trip": {"consecutiveFailures": 1}, "openDuration": "5ms"}, "rateLimit": {"rate": "5/s", "burst": 1}}"#,
     r#"{"retry": {"maxRetries": 5, "backoff": {"type": "linear", "base": "3ms", "jitter": "decorrelated"}, "maxElapsed": "15ms"}, "timeout": {"overall": "30ms"}}"#,
 ];
+pub const EXEC_SAFE: usize = 5;
 
 #[derive(Arbitrary, Debug)]
 struct Case {
-    seed: u64,
     ops: Vec<Op>,
 }
 
 #[derive(Arbitrary, Debug)]
 enum Op {
+    // Pipelines and the step protocol.
     NewPipeline {
         cfg: Cfg,
         seed: Option<u64>,
@@ -89,18 +98,106 @@ enum Op {
         cfg: Cfg,
         err: ErrOut,
     },
+    PollWake {
+        p: u8,
+        call_null: bool,
+        woke_null: bool,
+        err: ErrOut,
+    },
+    PollEvent {
+        p: u8,
+        out_null: bool,
+        err: ErrOut,
+    },
+    PollTimeout {
+        p: u8,
+        has_null: bool,
+        at_null: bool,
+        err: ErrOut,
+    },
+    Command {
+        p: u8,
+        command: Command,
+        err: ErrOut,
+    },
+    BreakerState {
+        p: u8,
+        key: Option<Key>,
+        out_null: bool,
+        err: ErrOut,
+    },
+    // Texts.
     StatsJson {
         p: u8,
         buf: Buf,
         err: ErrOut,
     },
+    Prometheus {
+        p: u8,
+        name: Key,
+        buf: Buf,
+        err: ErrOut,
+    },
+    // Callbacks and the blocking helpers.
+    SetListener {
+        p: u8,
+        on: bool,
+        err: ErrOut,
+    },
+    AddFallback {
+        p: u8,
+        returns: Option<i32>,
+        err: ErrOut,
+    },
+    ClearFallbacks {
+        p: u8,
+        err: ErrOut,
+    },
+    Execute {
+        p: u8,
+        key: Option<Key>,
+        steps: Vec<(u32, bool, Option<u8>)>,
+        null_fn: bool,
+        deadline: ExecDeadline,
+        failure_null: bool,
+        err: ErrOut,
+    },
+    // Policy files.
+    NewPolicies {
+        cfg: Cfg,
+        out_null: bool,
+        err: ErrOut,
+    },
+    PoliciesCount {
+        f: u8,
+        out_null: bool,
+        err: ErrOut,
+    },
+    PoliciesName {
+        f: u8,
+        index: u8,
+        buf: Buf,
+        err: ErrOut,
+    },
+    PoliciesPipeline {
+        f: u8,
+        name: Key,
+        seed: Option<u64>,
+        out_null: bool,
+        err: ErrOut,
+    },
+    // The host's clock.
     Time(Tick),
     At(When),
 }
 
 fuzz_target!(|case: Case| {
-    once_check_presets(&[(1, PIPELINES)]);
-    let mut h = Harness::new(case.seed);
+    once_check_presets(&[(0, POLICY_FILES), (1, PIPELINES)]);
+    let mut h = Harness {
+        now: 1_000 * MS,
+        pipes: Vec::new(),
+        policies: Vec::new(),
+    };
     for op in case.ops.iter().take(200) {
         h.apply(op);
     }
@@ -115,30 +212,7 @@ impl Harness {
                 seed,
                 out_null,
                 err,
-            } => {
-                let bytes = cfg.bytes(PIPELINES);
-                let (ptr, len) = raw(&bytes);
-                let mut out: *mut tw_pipeline = null_mut();
-                let out_p = if *out_null {
-                    null_mut()
-                } else {
-                    &mut out as *mut _
-                };
-                let st = with_err(*err, "tw_pipeline_new", |e| unsafe {
-                    match seed {
-                        Some(s) => tw_pipeline_new_with_seed(ptr, len, *s, out_p, e),
-                        None => tw_pipeline_new(ptr, len, out_p, e),
-                    }
-                });
-                assert_eq!(
-                    st == tw_status::Ok,
-                    !out.is_null(),
-                    "out set exactly on success"
-                );
-                if !out.is_null() {
-                    self.pipes.push(Pipe::new(out));
-                }
-            }
+            } => self.new_pipeline(cfg, *seed, *out_null, *err),
             Op::Begin {
                 p,
                 deadline,
@@ -170,25 +244,61 @@ impl Harness {
                 cancel,
                 err,
             } => self.end(*p, *call, *cancel, *err),
-            Op::Reconfigure { p, cfg, err } => {
-                let (ptr, i) = self.pipe(*p);
-                let bytes = cfg.bytes(PIPELINES);
-                let (json, len) = raw(&bytes);
-                let now = self.now;
-                with_err(*err, "tw_pipeline_reconfigure", |e| unsafe {
-                    tw_pipeline_reconfigure(ptr, json, len, now, e)
-                });
-                self.check_pipe(i);
+            Op::Reconfigure { p, cfg, err } => self.reconfigure(*p, cfg, *err),
+            Op::PollWake {
+                p,
+                call_null,
+                woke_null,
+                err,
+            } => self.poll_wake(*p, *call_null, *woke_null, *err),
+            Op::PollEvent { p, out_null, err } => self.poll_event(*p, *out_null, *err),
+            Op::PollTimeout {
+                p,
+                has_null,
+                at_null,
+                err,
+            } => self.poll_timeout(*p, *has_null, *at_null, *err),
+            Op::Command { p, command, err } => self.command(*p, *command, *err),
+            Op::BreakerState {
+                p,
+                key,
+                out_null,
+                err,
+            } => self.breaker_state(*p, key.as_ref(), *out_null, *err),
+            Op::StatsJson { p, buf, err } => self.stats_json(*p, *buf, *err),
+            Op::Prometheus { p, name, buf, err } => self.prometheus(*p, name, *buf, *err),
+            Op::SetListener { p, on, err } => self.set_listener(*p, *on, *err),
+            Op::AddFallback { p, returns, err } => self.add_fallback(*p, *returns, *err),
+            Op::ClearFallbacks { p, err } => self.clear_fallbacks(*p, *err),
+            Op::Execute {
+                p,
+                key,
+                steps,
+                null_fn,
+                deadline,
+                failure_null,
+                err,
+            } => self.execute(
+                *p,
+                key.as_ref(),
+                steps,
+                *null_fn,
+                *deadline,
+                *failure_null,
+                *err,
+            ),
+            Op::NewPolicies { cfg, out_null, err } => self.new_policies(cfg, *out_null, *err),
+            Op::PoliciesCount { f, out_null, err } => {
+                self.policies_count(*f, *out_null, *err);
             }
-            Op::StatsJson { p, buf, err } => {
-                let (ptr, i) = self.pipe(*p);
-                let mut f = |b, c, n, e| unsafe { tw_pipeline_stats_json(ptr, b, c, n, e) };
-                if let Some(text) = text_out("tw_pipeline_stats_json", *buf, *err, &mut f) {
-                    let v: serde_json::Value = serde_json::from_str(&text).expect("stats JSON");
-                    assert!(v.get("calls").is_some(), "stats JSON has calls: {text}");
-                }
-                self.check_pipe(i);
-            }
+            Op::PoliciesName { f, index, buf, err } => self.policies_name(*f, *index, *buf, *err),
+            Op::PoliciesPipeline {
+                f,
+                name,
+                seed,
+                out_null,
+                err,
+            } => self.policies_pipeline(*f, name, *seed, *out_null, *err),
             Op::Time(t) => self.now = t.apply(self.now),
             Op::At(w) => self.now = w.at(self.now),
         }
