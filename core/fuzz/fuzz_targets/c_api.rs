@@ -19,10 +19,15 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
+use tripwire::breaker::{tw_breaker, tw_permit};
+use tripwire::bulkhead::tw_bulkhead;
+use tripwire::limiter::{tw_keyed_limiter, tw_limiter};
 use tripwire::pipeline::tw_policies;
 
+mod c_api_handles;
 mod c_api_pipeline;
 mod c_api_support;
+use c_api_handles::*;
 use c_api_pipeline::*;
 use c_api_support::*;
 
@@ -32,6 +37,27 @@ pub struct Harness {
     pub pipes: Vec<Pipe>,
     /// Policy files, and whether their pipelines are safe for the blocking helpers.
     pub policies: Vec<(*mut tw_policies, bool)>,
+    /// The latest instant handed to any single-policy handle: no event may be later.
+    pub seen: u64,
+    pub breakers: Vec<Handle<tw_breaker>>,
+    /// Permits breakers issued (the last 32), to record, release, or use again.
+    pub permits: Vec<tw_permit>,
+    /// Snapshots taken (the last 8), with the breaker they came from.
+    pub snapshots: Vec<(usize, Vec<u8>)>,
+    pub limiters: Vec<Handle<tw_limiter>>,
+    pub keyed: Vec<Handle<tw_keyed_limiter>>,
+    pub bulkheads: Vec<Handle<tw_bulkhead>>,
+    /// Tickets bulkheads handed out (the last 32).
+    pub tickets: Vec<u64>,
+}
+
+impl Harness {
+    pub(crate) fn finish_handles(&mut self) {
+        free_all(&mut self.breakers, tripwire::breaker::tw_breaker_free);
+        free_all(&mut self.limiters, tripwire::limiter::tw_limiter_free);
+        free_all(&mut self.keyed, tripwire::limiter::tw_keyed_limiter_free);
+        free_all(&mut self.bulkheads, tripwire::bulkhead::tw_bulkhead_free);
+    }
 }
 
 /// The presets a `Cfg::Preset` picks from for a pipeline; the first [`EXEC_SAFE`] never make
@@ -186,17 +212,36 @@ enum Op {
         out_null: bool,
         err: ErrOut,
     },
+    // Single-policy handles.
+    Breaker(BreakerOp),
+    Limiter(LimiterOp),
+    Bulkhead(BulkheadOp),
     // The host's clock.
     Time(Tick),
     At(When),
 }
 
 fuzz_target!(|case: Case| {
-    once_check_presets(&[(0, POLICY_FILES), (1, PIPELINES)]);
+    once_check_presets(&[
+        (0, POLICY_FILES),
+        (1, PIPELINES),
+        (2, BREAKERS),
+        (5, BULKHEADS),
+        (6, LIMITERS),
+        (7, KEYED_LIMITERS),
+    ]);
     let mut h = Harness {
         now: 1_000 * MS,
         pipes: Vec::new(),
         policies: Vec::new(),
+        seen: 0,
+        breakers: Vec::new(),
+        permits: Vec::new(),
+        snapshots: Vec::new(),
+        limiters: Vec::new(),
+        keyed: Vec::new(),
+        bulkheads: Vec::new(),
+        tickets: Vec::new(),
     };
     for op in case.ops.iter().take(200) {
         h.apply(op);
@@ -299,6 +344,9 @@ impl Harness {
                 out_null,
                 err,
             } => self.policies_pipeline(*f, name, *seed, *out_null, *err),
+            Op::Breaker(op) => self.breaker_op(op),
+            Op::Limiter(op) => self.limiter_op(op),
+            Op::Bulkhead(op) => self.bulkhead_op(op),
             Op::Time(t) => self.now = t.apply(self.now),
             Op::At(w) => self.now = w.at(self.now),
         }

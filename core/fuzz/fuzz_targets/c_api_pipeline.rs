@@ -13,6 +13,7 @@ use tripwire::types::{
     tw_attempt, tw_attempt_fn, tw_breaker_state, tw_event, tw_event_fn, tw_event_type,
 };
 
+use crate::c_api_handles::{free_listen, listener, new_listen, Listen, Target};
 use crate::c_api_support::*;
 use crate::Harness;
 
@@ -299,7 +300,7 @@ impl Harness {
             unsafe {
                 tw_pipeline_free(pipe.p);
                 for l in pipe.listeners {
-                    drop(Box::from_raw(l));
+                    free_listen(l);
                 }
                 for f in pipe.fallbacks {
                     drop(Box::from_raw(f));
@@ -310,41 +311,13 @@ impl Harness {
             // SAFETY: a live policy file, freed once.
             unsafe { tw_policies_free(pf) };
         }
+        self.finish_handles();
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Getters, commands, listeners, fallbacks
 // ---------------------------------------------------------------------------------------------
-
-/// A pipeline listener's context: it counts events and re-enters the pipeline (allowed: the
-/// handle's mutex is released while listeners run).
-pub struct Listen {
-    pub p: *mut tw_pipeline,
-    pub events: u64,
-}
-
-/// # Safety
-/// `ctx` is a live `Listen`, `e` a live event (the library's contract with listeners).
-pub unsafe extern "C" fn pipeline_listener(ctx: *mut c_void, e: *const tw_event) {
-    let l = ctx.cast::<Listen>();
-    // SAFETY: per this function's contract.
-    unsafe {
-        assert!(!e.is_null(), "a listener called with NULL");
-        assert!(
-            (*e).r#type != tw_event_type::None,
-            "a listener called with NONE"
-        );
-        (*l).events += 1;
-        let mut s = MaybeUninit::<tw_pipeline_stats>::uninit();
-        let st = tw_pipeline_get_stats((*l).p, s.as_mut_ptr(), null_mut());
-        assert_eq!(
-            st,
-            tw_status::Ok,
-            "re-entering the pipeline from its listener"
-        );
-    }
-}
 
 /// A fallback's context: what it answers, and how often it ran.
 pub struct Fallback {
@@ -562,13 +535,13 @@ impl Harness {
         let (p, k) = self.pipe(i);
         let ctx = match k.filter(|_| on) {
             Some(k) => {
-                let l = Box::into_raw(Box::new(Listen { p, events: 0 }));
+                let l = new_listen(Target::Pipeline(p));
                 self.pipes[k].listeners.push(l);
                 l.cast::<c_void>()
             }
             None => null_mut(),
         };
-        let listener: tw_event_fn = if on { Some(pipeline_listener) } else { None };
+        let listener: tw_event_fn = if on { Some(listener) } else { None };
         let st = with_err(err, "tw_pipeline_set_listener", |e| unsafe {
             tw_pipeline_set_listener(p, listener, ctx, e)
         });
