@@ -25,9 +25,11 @@ use tripwire::limiter::{tw_keyed_limiter, tw_limiter};
 use tripwire::pipeline::tw_policies;
 
 mod c_api_handles;
+mod c_api_more;
 mod c_api_pipeline;
 mod c_api_support;
 use c_api_handles::*;
+use c_api_more::*;
 use c_api_pipeline::*;
 use c_api_support::*;
 
@@ -49,6 +51,10 @@ pub struct Harness {
     pub bulkheads: Vec<Handle<tw_bulkhead>>,
     /// Tickets bulkheads handed out (the last 32).
     pub tickets: Vec<u64>,
+    pub retries: Vec<RetryH>,
+    pub healths: Vec<HealthH>,
+    /// The latest instant handed to any registry: no event may be later.
+    pub health_seen: u64,
 }
 
 impl Harness {
@@ -57,6 +63,7 @@ impl Harness {
         free_all(&mut self.limiters, tripwire::limiter::tw_limiter_free);
         free_all(&mut self.keyed, tripwire::limiter::tw_keyed_limiter_free);
         free_all(&mut self.bulkheads, tripwire::bulkhead::tw_bulkhead_free);
+        self.finish_more();
     }
 }
 
@@ -216,6 +223,22 @@ enum Op {
     Breaker(BreakerOp),
     Limiter(LimiterOp),
     Bulkhead(BulkheadOp),
+    Retry(RetryOp),
+    Health(HealthOp),
+    // Validation and the static names.
+    Validate {
+        target: u8,
+        cfg: Cfg,
+        err: ErrOut,
+    },
+    Names {
+        status: i32,
+        kind: u32,
+        state: u32,
+        event: u32,
+        health: u32,
+        check: u32,
+    },
     // The host's clock.
     Time(Tick),
     At(When),
@@ -228,7 +251,10 @@ fuzz_target!(|case: Case| {
         (2, BREAKERS),
         (5, BULKHEADS),
         (6, LIMITERS),
+        (3, RETRIES),
+        (4, TIMEOUTS),
         (7, KEYED_LIMITERS),
+        (8, HEALTHS),
     ]);
     let mut h = Harness {
         now: 1_000 * MS,
@@ -242,6 +268,9 @@ fuzz_target!(|case: Case| {
         keyed: Vec::new(),
         bulkheads: Vec::new(),
         tickets: Vec::new(),
+        retries: Vec::new(),
+        healths: Vec::new(),
+        health_seen: 0,
     };
     for op in case.ops.iter().take(200) {
         h.apply(op);
@@ -347,6 +376,24 @@ impl Harness {
             Op::Breaker(op) => self.breaker_op(op),
             Op::Limiter(op) => self.limiter_op(op),
             Op::Bulkhead(op) => self.bulkhead_op(op),
+            Op::Retry(op) => self.retry_op(op),
+            Op::Health(op) => self.health_op(op),
+            Op::Validate { target, cfg, err } => {
+                let target = if *target < 200 {
+                    u32::from(*target % 10)
+                } else {
+                    u32::from(*target) << 20 | u32::from(*target)
+                };
+                validate(target, cfg, *err)
+            }
+            Op::Names {
+                status,
+                kind,
+                state,
+                event,
+                health,
+                check,
+            } => names(*status, *kind, *state, *event, *health, *check),
             Op::Time(t) => self.now = t.apply(self.now),
             Op::At(w) => self.now = w.at(self.now),
         }

@@ -134,9 +134,20 @@ pub fn with_err_any(
         }
         ErrOut::Fresh => {
             assert!(!slot.is_null(), "{what}: {st:?} without an error object");
-            let (e_st, msg, _path) = error_parts(slot);
+            let (e_st, msg, path) = error_parts(slot);
             assert_eq!(e_st, st, "{what}: the error's status");
             assert!(!msg.is_empty(), "{what}: {st:?} with an empty message");
+            if st == tw_status::InvalidConfig && !path.is_empty() {
+                assert!(
+                    msg.starts_with(&path),
+                    "{what}: {msg:?} does not start with its path {path:?}"
+                );
+            } else if st != tw_status::InvalidConfig {
+                assert!(
+                    path.is_empty(),
+                    "{what}: {st:?} with a config path {path:?}"
+                );
+            }
             assert_eq!(msg, last_msg, "{what}: the error and the last error agree");
             // SAFETY: a live error, freed once.
             unsafe { tw_error_free(slot) };
