@@ -14,7 +14,7 @@ use tripwire_core::{
 use crate::error::{guard, put, put_opt, tw_error, tw_status, Error};
 use crate::handle::{free, handle, Ctx, Drain, Shared};
 use crate::types::{breaker_state_from_raw, opt_instant, RawBreakerState};
-use crate::util::{cstr, json, write_text};
+use crate::util::{c_names, cstr, json, write_text};
 
 /// The whole service's health.
 #[repr(u32)]
@@ -231,6 +231,7 @@ pub unsafe extern "C" fn tw_health_new(
                 return Err(Error::null("out"));
             }
             let config: HealthConfig = tripwire_core::config::from_json_str(json(json_text, len)?)?;
+            c_names("checks", config.checks.keys())?;
             let core = HealthRegistry::from_config(config)?;
             let inner = Inner {
                 core,

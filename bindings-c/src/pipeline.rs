@@ -18,7 +18,7 @@ use crate::types::{
     deadline_in, opt_instant, opt_nanos, outcome_from_raw, tw_attempt, tw_attempt_fn,
     tw_breaker_state, tw_event, tw_event_fn, tw_kind, RawOutcome,
 };
-use crate::util::{cstr, json, now_ns, os_seed, sleep_until, text, write_text};
+use crate::util::{c_names, cstr, json, now_ns, os_seed, sleep_until, text, write_text};
 
 /// A call in flight: a generational handle into its pipeline (a stale one is
 /// ::TW_STATUS_UNKNOWN_CALL, never another call's state).
@@ -1217,6 +1217,7 @@ pub unsafe extern "C" fn tw_policies_new(
                 return Err(Error::null("out"));
             }
             let file = PolicyFile::from_json(json(json_text, len)?)?;
+            c_names("policies", file.policies.keys())?;
             put(out, "out", Box::into_raw(Box::new(tw_policies(file))))
         })
     }

@@ -552,6 +552,29 @@ static void test_keyed_pipeline(void) {
   tw_pipeline_free(p);
 }
 
+/* ---------------------------------------------------------------- found by the c_api fuzz target */
+
+/* A name with a NUL byte could never be named from C, and would be read cut short: refused
+ * (fuzz input: tw_health_new of {"checks": {"a\u0000b": {}}}). */
+static void test_fuzz_nul_in_names(void) {
+  tw_error *err = NULL;
+  tw_health *h = NULL;
+  CHECK(tw_health_new(JSON("{\"checks\": {\"a\\u0000b\": {}}}"), &h, &err) == TW_STATUS_INVALID_CONFIG);
+  CHECK(h == NULL && err != NULL);
+  CHECK(err != NULL && strcmp(tw_error_path(err), "checks.a\\0b") == 0);
+  CHECK(err != NULL && starts_with(tw_error_message(err), tw_error_path(err)));
+  tw_error_free(err);
+  err = NULL;
+  tw_policies *pf = NULL;
+  CHECK(tw_policies_new(JSON("{\"policies\": {\"ok\": {}, \"a\\u0000b\": {}}}"), &pf, &err) == TW_STATUS_INVALID_CONFIG);
+  CHECK(pf == NULL && err != NULL && strcmp(tw_error_path(err), "policies.a\\0b") == 0);
+  tw_error_free(err);
+  /* Validation says what construction says. */
+  CHECK(tw_config_validate(TW_CONFIG_TARGET_HEALTH, JSON("{\"checks\": {\"a\\u0000b\": {}}}"), NULL) == TW_STATUS_INVALID_CONFIG);
+  CHECK(tw_config_validate(TW_CONFIG_TARGET_POLICY_FILE, JSON("{\"policies\": {\"a\\u0000b\": {}}}"), NULL) == TW_STATUS_INVALID_CONFIG);
+  CHECK(tw_config_validate(TW_CONFIG_TARGET_HEALTH, JSON("{\"checks\": {\"a\": {}}}"), NULL) == TW_STATUS_OK);
+}
+
 int main(void) {
   test_statuses_and_names();
   test_null_arguments();
@@ -565,6 +588,7 @@ int main(void) {
   test_health();
   test_policy_file();
   test_keyed_pipeline();
+  test_fuzz_nul_in_names();
   printf("api: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }
