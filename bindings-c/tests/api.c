@@ -575,6 +575,24 @@ static void test_fuzz_nul_in_names(void) {
   CHECK(tw_config_validate(TW_CONFIG_TARGET_HEALTH, JSON("{\"checks\": {\"a\": {}}}"), NULL) == TW_STATUS_OK);
 }
 
+/* tw_health_due hands out only runs that are still running: not one queued (cap too small)
+ * whose check was unregistered or reported since. */
+static void test_fuzz_due_only_running_checks(void) {
+  tw_health *h = NULL;
+  CHECK(tw_health_new(JSON("{\"checks\": {\"a\": {}, \"b\": {}, \"c\": {}}}"), &h, NULL) == TW_STATUS_OK);
+  size_t count = 9, remaining = 9;
+  CHECK(tw_health_due(h, 0, NULL, 0, &count, &remaining, NULL) == TW_STATUS_OK && count == 0 && remaining == 3);
+  bool removed = false;
+  CHECK(tw_health_unregister(h, "a", &removed, NULL) == TW_STATUS_OK && removed);
+  uint32_t b_id = 0, c_id = 0;
+  CHECK(tw_health_id(h, "b", &b_id, NULL) == TW_STATUS_OK && tw_health_id(h, "c", &c_id, NULL) == TW_STATUS_OK);
+  CHECK(tw_health_report(h, b_id, true, 0, NULL, 1, NULL) == TW_STATUS_OK);
+  tw_due_check due[4];
+  CHECK(tw_health_due(h, 1, due, 4, &count, &remaining, NULL) == TW_STATUS_OK);
+  CHECK(count == 1 && remaining == 0 && due[0].id == c_id);
+  tw_health_free(h);
+}
+
 int main(void) {
   test_statuses_and_names();
   test_null_arguments();
@@ -589,6 +607,7 @@ int main(void) {
   test_policy_file();
   test_keyed_pipeline();
   test_fuzz_nul_in_names();
+  test_fuzz_due_only_running_checks();
   printf("api: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }
