@@ -74,6 +74,12 @@ impl Inner {
         }
     }
 
+    /// Forget any wake queued for `raw`: the host polled or ended that call since, so the wake
+    /// no longer names a parked call whose slot was granted (the promise of poll_wake).
+    fn forget_wake(&mut self, raw: tw_call) {
+        self.wakes.retain(|c| *c != raw);
+    }
+
     /// Drain the core's wakes (after every input); true when a blocked execute must look.
     fn drain_wakes(&mut self) -> bool {
         let mut notify = false;
@@ -527,9 +533,15 @@ pub unsafe extern "C" fn tw_call_poll(
             if out.is_null() {
                 return Err(Error::null("out"));
             }
-            let step =
-                p.input(|c| Ok(c.poll(CallId::from_raw(call), Instant::from_nanos(now_ns))?))?;
-            put(out, "out", step_out(step)?)
+            let mut g = p.0.lock()?;
+            // Before the poll: a wake this poll queues for the call itself stays.
+            g.inner.forget_wake(call);
+            let polled = g
+                .inner
+                .core
+                .poll(CallId::from_raw(call), Instant::from_nanos(now_ns));
+            p.after_input(g);
+            put(out, "out", step_out(polled?)?)
         })
     }
 }
@@ -574,8 +586,15 @@ pub unsafe extern "C" fn tw_call_end(
     // SAFETY: pointers per the contract.
     unsafe {
         guard(err, || {
-            pipeline(p)?
-                .input(|c| Ok(c.cancel(CallId::from_raw(call), Instant::from_nanos(now_ns))?))
+            let p = pipeline(p)?;
+            let mut g = p.0.lock()?;
+            g.inner.forget_wake(call);
+            let cancelled = g
+                .inner
+                .core
+                .cancel(CallId::from_raw(call), Instant::from_nanos(now_ns));
+            p.after_input(g);
+            Ok(cancelled?)
         })
     }
 }

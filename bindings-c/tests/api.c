@@ -593,6 +593,33 @@ static void test_fuzz_due_only_running_checks(void) {
   tw_health_free(h);
 }
 
+/* tw_pipeline_poll_wake never names a call the host ended or polled since its wake. */
+static void test_fuzz_no_stale_wakes(void) {
+  tw_pipeline *p = NULL;
+  CHECK(tw_pipeline_new(JSON("{\"bulkhead\": {\"maxConcurrent\": 1, \"maxQueue\": 2}}"), &p, NULL) == TW_STATUS_OK);
+  tw_call a, b, c, woken = 7;
+  tw_step step;
+  bool woke = true;
+  CHECK(tw_call_begin(p, 0, TW_NO_DEADLINE, &a, NULL) == TW_STATUS_OK);
+  CHECK(tw_call_poll(p, a, 0, &step, NULL) == TW_STATUS_OK && step.kind == TW_STEP_KIND_ATTEMPT);
+  CHECK(tw_call_begin(p, 0, TW_NO_DEADLINE, &b, NULL) == TW_STATUS_OK);
+  CHECK(tw_call_poll(p, b, 0, &step, NULL) == TW_STATUS_OK && step.kind == TW_STEP_KIND_PARK);
+  /* Ended after its wake. */
+  CHECK(tw_call_end(p, a, 1, NULL) == TW_STATUS_OK);
+  CHECK(tw_call_end(p, b, 2, NULL) == TW_STATUS_OK);
+  CHECK(tw_pipeline_poll_wake(p, &woken, &woke, NULL) == TW_STATUS_OK && !woke && woken == 0);
+  /* Polled after its wake (a host timer got there first). */
+  CHECK(tw_call_begin(p, 3, TW_NO_DEADLINE, &a, NULL) == TW_STATUS_OK);
+  CHECK(tw_call_poll(p, a, 3, &step, NULL) == TW_STATUS_OK && step.kind == TW_STEP_KIND_ATTEMPT);
+  CHECK(tw_call_begin(p, 3, TW_NO_DEADLINE, &c, NULL) == TW_STATUS_OK);
+  CHECK(tw_call_poll(p, c, 3, &step, NULL) == TW_STATUS_OK && step.kind == TW_STEP_KIND_PARK);
+  CHECK(tw_call_end(p, a, 4, NULL) == TW_STATUS_OK);
+  CHECK(tw_call_poll(p, c, 5, &step, NULL) == TW_STATUS_OK && step.kind == TW_STEP_KIND_ATTEMPT);
+  CHECK(tw_pipeline_poll_wake(p, &woken, &woke, NULL) == TW_STATUS_OK && !woke);
+  CHECK(tw_call_end(p, c, 6, NULL) == TW_STATUS_OK);
+  tw_pipeline_free(p);
+}
+
 int main(void) {
   test_statuses_and_names();
   test_null_arguments();
@@ -608,6 +635,7 @@ int main(void) {
   test_keyed_pipeline();
   test_fuzz_nul_in_names();
   test_fuzz_due_only_running_checks();
+  test_fuzz_no_stale_wakes();
   printf("api: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }
