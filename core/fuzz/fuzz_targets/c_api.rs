@@ -108,6 +108,8 @@ enum Op {
         out_null: bool,
         err: ErrOut,
     },
+    /// Poll every live call that awaits no report, oldest first, as a host's event loop would.
+    PollAll(u8),
     Poll {
         p: u8,
         call: CallRef,
@@ -300,6 +302,7 @@ impl Harness {
                 out_null,
                 err,
             } => self.begin(*p, Some(key), *deadline, *out_null, *err),
+            Op::PollAll(p) => self.poll_all(*p),
             Op::Poll {
                 p,
                 call,

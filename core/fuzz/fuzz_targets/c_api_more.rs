@@ -889,12 +889,14 @@ impl Harness {
                         known,
                         "tw_health_get_check_status: {s:?}"
                     );
-                } else if name.is_none() || k.is_none() || *out_null {
+                } else if name.is_none() || k.is_none() {
                     assert_eq!(
                         st,
                         tw_status::NullArgument,
                         "tw_health_get_check_status with a NULL"
                     );
+                } else if *out_null {
+                    assert_ne!(st, tw_status::Ok, "tw_health_get_check_status into NULL");
                 }
             }
             HealthOp::PollTimeout {

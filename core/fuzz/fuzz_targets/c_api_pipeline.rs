@@ -33,6 +33,8 @@ pub struct Pipe {
     pub live: BTreeSet<u64>,
     /// Live with an attempt handed out and not yet reported.
     pub running: BTreeSet<u64>,
+    /// Live, and parked in the bulkhead by their last poll.
+    pub parked: BTreeSet<u64>,
     /// Live, and maybe decided since their last poll (the core ends a call, in its stats,
     /// when its outcome is decided: at `begin` or `report`, before the final step is polled).
     pub decided: BTreeSet<u64>,
@@ -58,6 +60,7 @@ impl Pipe {
             issued: Vec::new(),
             live: BTreeSet::new(),
             running: BTreeSet::new(),
+            parked: BTreeSet::new(),
             decided: BTreeSet::new(),
         }
     }
@@ -80,6 +83,7 @@ impl Pipe {
     pub fn ended(&mut self, call: u64) {
         self.live.remove(&call);
         self.running.remove(&call);
+        self.parked.remove(&call);
         self.decided.remove(&call);
     }
 }
@@ -156,13 +160,17 @@ impl Harness {
             // SAFETY: written on success.
             let step = unsafe { step.assume_init() };
             pipe.decided.remove(&call);
+            pipe.parked.remove(&call);
             match step.kind {
                 tw_step_kind::Attempt => {
                     assert!(step.attempt >= 1, "attempt numbers start at 1");
                     pipe.running.insert(call);
                 }
                 tw_step_kind::Sleep => assert!(step.has_until, "a sleep has an end"),
-                tw_step_kind::Park => assert!(step.ticket != 0, "a park has a ticket"),
+                tw_step_kind::Park => {
+                    assert!(step.ticket != 0, "a park has a ticket");
+                    pipe.parked.insert(call);
+                }
                 tw_step_kind::Done => pipe.ended(call),
                 tw_step_kind::Fail => {
                     let kind = step.failure.kind as u32;
@@ -172,6 +180,17 @@ impl Harness {
             }
         }
         self.check_pipe(Some(k));
+    }
+
+    pub fn poll_all(&mut self, i: u8) {
+        let Some(k) = pick(i, self.pipes.len()) else {
+            return;
+        };
+        let pipe = &self.pipes[k];
+        let idle: Vec<u64> = pipe.live.difference(&pipe.running).copied().collect();
+        for call in idle {
+            self.poll(i, CallRef::Raw(call), false, ErrOut::Fresh);
+        }
     }
 
     pub fn report(&mut self, i: u8, c: CallRef, r: Option<(u32, bool, Option<u64>)>, err: ErrOut) {
@@ -419,6 +438,11 @@ impl Harness {
         if woke {
             let pipe = &self.pipes[k.expect("checked")];
             assert!(pipe.issued.contains(&call), "woke {call:#x}, never issued");
+            assert!(pipe.live.contains(&call), "woke {call:#x}, which has ended");
+            assert!(
+                pipe.parked.contains(&call),
+                "woke {call:#x}, which is not parked"
+            );
         } else {
             assert_eq!(call, 0, "no wake, yet a call");
         }

@@ -165,14 +165,37 @@ pub fn with_err_any(
 // Configs, times, keys
 // ---------------------------------------------------------------------------------------------
 
-/// A JSON config: a preset of the right kind (possibly cut short), arbitrary bytes, or NULL.
+/// A JSON config: a preset of the right kind (possibly cut short), one of the [`EDGES`] (of
+/// any kind), arbitrary bytes, or NULL.
 #[derive(Arbitrary, Debug)]
 pub enum Cfg {
     Preset(u8),
     Cut(u8, u8),
+    Edge(u8),
     Raw(Vec<u8>),
     Null,
 }
+
+/// Configs at the edges: names C strings cannot carry or that are empty, numbers at and past
+/// the ends of their types, a byte-order mark, deep nesting.
+pub const EDGES: &[&str] = &[
+    r#"{"policies": {"a\u0000b": {}}}"#,
+    r#"{"checks": {"a\u0000b": {}}}"#,
+    r#"{"policies": {"": {}}}"#,
+    r#"{"checks": {"": {}}}"#,
+    "\u{feff}{}",
+    r#"{"maxRetries": 4294967296}"#,
+    r#"{"rate": "1e308/s", "burst": 18446744073709551615}"#,
+    r#"{"trip": {"consecutiveFailures": 1}, "openDuration": "18446744073709551615ms"}"#,
+    r#"{"policies": {"a": {"order": ["retry", "retry"]}}}"#,
+    r#"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"#,
+    r#"{"seed": -1}"#,
+    r#"{"perAttempt": "1ns", "overall": "1ns"}"#,
+    r#"{"maxConcurrent": 4294967295, "maxQueue": 4294967295, "maxWait": "1e300s"}"#,
+    r#"{"limit": {"rate": "1/ns"}, "maxKeys": 0}"#,
+    r#"{"retry": {"maxRetries": 1, "backoff": {"type": "exponential", "base": "1ns", "multiplier": 1e308, "max": "1e30d"}}}"#,
+    r#"{"timeout": {"perAttempt": "1ns"}, "bulkhead": {"maxConcurrent": 1, "maxQueue": 1, "maxWait": "1ns"}, "keyed": {"maxKeys": 1, "idleExpiry": "1ns"}, "rateLimit": {"rate": "1/d", "burst": 1, "maxWait": "1ns"}}"#,
+];
 
 impl Cfg {
     pub fn bytes(&self, presets: &[&str]) -> Option<Vec<u8>> {
@@ -183,6 +206,7 @@ impl Cfg {
                 let b = pick(*i);
                 Some(b[..usize::from(*n).min(b.len())].to_vec())
             }
+            Cfg::Edge(i) => Some(EDGES[usize::from(*i) % EDGES.len()].as_bytes().to_vec()),
             Cfg::Raw(b) => Some(b.clone()),
             Cfg::Null => None,
         }
