@@ -259,7 +259,8 @@ fuzz_target!(|case: Case| {
         (8, HEALTHS),
     ]);
     let mut h = Harness {
-        now: 1_000 * MS,
+        // Near 0, below the tw_now_ns() clock the blocking helpers read (see `execute`).
+        now: MS,
         pipes: Vec::new(),
         policies: Vec::new(),
         seen: 0,

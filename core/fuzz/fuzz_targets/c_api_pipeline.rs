@@ -625,7 +625,11 @@ impl Harness {
         err: ErrOut,
     ) {
         let (p, k) = self.pipe(i);
-        if k.is_some_and(|k| !self.pipes[k].exec_safe) {
+        // The blocking helpers read the tw_now_ns() clock; a pipeline already driven past it
+        // (the harness's own clock, u64::MAX...) would make them sleep until then: the
+        // header asks for one clock per handle.
+        if k.is_some_and(|k| !self.pipes[k].exec_safe || self.pipes[k].seen > tripwire::tw_now_ns())
+        {
             return;
         }
         let mut script = Script {
