@@ -1,20 +1,31 @@
 //! The C API (`bindings-c`, `tripwire.h`) driven from Rust through its `extern "C"` functions
-//! with arbitrary arguments: configs from arbitrary bytes (and NULL), call handles that are
-//! stale, never issued or already ended, times at 0, `u64::MAX` and going backwards, NULL
-//! handles and out-pointers, and `tw_error **` slots that are NULL, empty or already holding
-//! an error.
+//! with arbitrary arguments: every handle kind (pipelines, policy files, breakers, limiters,
+//! keyed limiters, bulkheads, retry policies, health registries) from presets, cut presets,
+//! edge configs, arbitrary bytes and NULL; call handles, permits, tickets and check ids that
+//! are issued, ended or forged; times at 0, `u64::MAX` and going backwards; out-of-range enum
+//! values; NULL handles and out-pointers; `tw_error **` slots that are NULL, empty or already
+//! holding an error; zero-length, undersized and NULL text buffers; listeners that re-enter
+//! their handle; fallbacks; the blocking helpers (on configs that never make them sleep long).
 //!
 //! Invariants, after every call:
 //! - no function returns `TW_STATUS_PANIC` or `TW_STATUS_POISONED` (a caught panic is a bug);
 //! - statuses are documented values, and only the blocking helpers return a failed call's
-//!   status (`100 + kind`);
+//!   status (`100 + kind`); NULL handles and out-pointers give `TW_STATUS_NULL_ARGUMENT`;
 //! - a failure fills an empty `tw_error *` slot with an error of the same status and a
-//!   non-empty message (the thread's last error agrees); success leaves it NULL; a slot that
-//!   already holds an error is never overwritten;
-//! - the pipeline's stats add up: `calls == succeeded + Σfailed + cancelled + in_flight`, and
-//!   `in_flight` is the number of calls begun and not yet ended (by DONE, FAIL or end).
+//!   non-empty message (the thread's last error agrees; a config error's message starts with
+//!   its path, no other error has one); success leaves it NULL; a slot that already holds an
+//!   error is never overwritten;
+//! - text functions: `needed` is the length + 1, the text NUL-terminated and UTF-8, nothing
+//!   written past `cap` (nor into a 0-byte buffer), an empty string when too small, and a
+//!   retry with exactly the size asked for succeeds with that length;
+//! - the step protocol follows a model of live calls (UNKNOWN_CALL exactly for ended ones,
+//!   ATTEMPT_IN_FLIGHT / NO_ATTEMPT_IN_FLIGHT exactly as attempts run), a woken call is live
+//!   and parked, and the stats add up: `calls == succeeded + Σfailed + cancelled + in_flight`
+//!   with `in_flight` between the undecided and all live calls;
+//! - retry calls and health checks (names and ids, due lists) follow models of their own;
+//!   bulkheads stay within their bounds; events never come from the future.
 //!
-//! Every handle is freed exactly once at the end.
+//! Every call left is ended (nothing may stay in flight) and every handle freed exactly once.
 #![no_main]
 
 use arbitrary::Arbitrary;
