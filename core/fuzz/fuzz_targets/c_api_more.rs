@@ -784,7 +784,7 @@ impl Harness {
                 let (hp, k) = self.health(*h);
                 let id = self.check_id(k, *id);
                 let error = error.as_ref().map(|e| c_string(&e.bytes()));
-                let ep: *const c_char = error.as_ref().map_or(std::ptr::null(), |e| c_ptr(e));
+                let ep: *const c_char = error.as_ref().map_or(std::ptr::null(), c_ptr);
                 let latency = u64::from(*latency_ms) * MS;
                 let st = with_err(*err, "tw_health_report", |e| unsafe {
                     tw_health_report(hp, id, *ok, latency, ep, now, e)
@@ -973,7 +973,7 @@ impl Harness {
             } => {
                 let (hp, k) = self.health(*h);
                 let stamp = timestamp.as_ref().map(|t| c_string(&t.bytes()));
-                let tp: *const c_char = stamp.as_ref().map_or(std::ptr::null(), |t| c_ptr(t));
+                let tp: *const c_char = stamp.as_ref().map_or(std::ptr::null(), c_ptr);
                 let mut f = |b, c, n, e| unsafe { tw_health_report_json(hp, tp, b, c, n, e) };
                 if let (Some(text), Some(_)) =
                     (text_out("tw_health_report_json", *buf, *err, &mut f), k)
