@@ -12,7 +12,7 @@ use tripwire_core::{
 };
 
 use crate::error::{guard, tw_error, tw_status, Error};
-use crate::util::json;
+use crate::util::{c_names, json};
 
 /// Which kind of configuration a JSON text is.
 #[repr(u32)]
@@ -42,8 +42,9 @@ pub enum tw_config_target {
 pub type RawConfigTarget = u32;
 
 fn validate(target: RawConfigTarget, text: &str) -> Result<(), Error> {
+    // What tw_policies_new and tw_health_new accept: names C can carry, too.
     let result: Result<(), ConfigError> = match target {
-        0 => PolicyFile::from_json(text).map(drop),
+        0 => return c_names("policies", PolicyFile::from_json(text)?.policies.keys()),
         1 => PipelineConfig::from_json(text).map(drop),
         2 => BreakerConfig::from_json(text).map(drop),
         3 => RetryConfig::from_json(text).map(drop),
@@ -51,7 +52,7 @@ fn validate(target: RawConfigTarget, text: &str) -> Result<(), Error> {
         5 => BulkheadConfig::from_json(text).map(drop),
         6 => RateLimitConfig::from_json(text).map(drop),
         7 => KeyedRateLimitConfig::from_json(text).map(drop),
-        8 => HealthConfig::from_json(text).map(drop),
+        8 => return c_names("checks", HealthConfig::from_json(text)?.checks.keys()),
         other => {
             return Err(Error::invalid(format!(
                 "target: {other} is not a tw_config_target (0..=8)"

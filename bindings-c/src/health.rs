@@ -1,7 +1,7 @@
 //! `tw_health`: a registry of named health checks (DESIGN.md §3.7). The core plans which checks
 //! are due and their deadlines; the host runs them and reports.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::ffi::{c_char, c_void};
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use tripwire_core::{
 use crate::error::{guard, put, put_opt, tw_error, tw_status, Error};
 use crate::handle::{free, handle, Ctx, Drain, Shared};
 use crate::types::{breaker_state_from_raw, opt_instant, RawBreakerState};
-use crate::util::{cstr, json, write_text};
+use crate::util::{c_names, cstr, json, write_text};
 
 /// The whole service's health.
 #[repr(u32)]
@@ -231,6 +231,7 @@ pub unsafe extern "C" fn tw_health_new(
                 return Err(Error::null("out"));
             }
             let config: HealthConfig = tripwire_core::config::from_json_str(json(json_text, len)?)?;
+            c_names("checks", config.checks.keys())?;
             let core = HealthRegistry::from_config(config)?;
             let inner = Inner {
                 core,
@@ -379,6 +380,19 @@ unsafe fn hand_out(
 ) -> Result<(), Error> {
     if out.is_null() && cap > 0 {
         return Err(Error::null("out"));
+    }
+    // Runs queued by an earlier call that gave out fewer than were due may have ended since
+    // (unregistered, reported, expired) or started again (a newer entry for the same check):
+    // hand out only the current run of each check that is still running.
+    if !i.pending.is_empty() {
+        let mut seen = HashSet::with_capacity(i.pending.len());
+        let mut current = Vec::with_capacity(i.pending.len());
+        while let Some(d) = i.pending.pop_back() {
+            if i.core.is_running(d.id) && seen.insert(d.id) {
+                current.push(d);
+            }
+        }
+        i.pending.extend(current.into_iter().rev());
     }
     let n = cap.min(i.pending.len());
     for k in 0..n {

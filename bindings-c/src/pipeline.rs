@@ -18,7 +18,7 @@ use crate::types::{
     deadline_in, opt_instant, opt_nanos, outcome_from_raw, tw_attempt, tw_attempt_fn,
     tw_breaker_state, tw_event, tw_event_fn, tw_kind, RawOutcome,
 };
-use crate::util::{cstr, json, now_ns, os_seed, sleep_until, text, write_text};
+use crate::util::{c_names, cstr, json, now_ns, os_seed, sleep_until, text, write_text};
 
 /// A call in flight: a generational handle into its pipeline (a stale one is
 /// ::TW_STATUS_UNKNOWN_CALL, never another call's state).
@@ -75,6 +75,12 @@ impl Inner {
             fallbacks: Arc::new([]),
             store: crate::store::PipelineStore::default(),
         }
+    }
+
+    /// Forget any wake queued for `raw`: the host polled or ended that call since, so the wake
+    /// no longer names a parked call whose slot was granted (the promise of poll_wake).
+    fn forget_wake(&mut self, raw: tw_call) {
+        self.wakes.retain(|c| *c != raw);
     }
 
     /// Drain the core's wakes (after every input); true when a blocked execute must look.
@@ -559,6 +565,8 @@ pub unsafe extern "C" fn tw_call_poll(
                 return Err(Error::null("out"));
             }
             let step = p.input_inner(|i| {
+                // Before the poll: a wake this poll queues for the call itself stays.
+                i.forget_wake(call);
                 let step = i
                     .core
                     .poll(CallId::from_raw(call), Instant::from_nanos(now_ns))?;
@@ -612,6 +620,7 @@ pub unsafe extern "C" fn tw_call_end(
         guard(err, || {
             pipeline(p)?.input_inner(|i| {
                 i.store.forget(call);
+                i.forget_wake(call);
                 Ok(i.core
                     .cancel(CallId::from_raw(call), Instant::from_nanos(now_ns))?)
             })
@@ -1262,6 +1271,7 @@ pub unsafe extern "C" fn tw_policies_new(
                 return Err(Error::null("out"));
             }
             let file = PolicyFile::from_json(json(json_text, len)?)?;
+            c_names("policies", file.policies.keys())?;
             put(out, "out", Box::into_raw(Box::new(tw_policies(file))))
         })
     }

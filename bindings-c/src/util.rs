@@ -72,6 +72,27 @@ pub(crate) unsafe fn cstr<'a>(p: *const c_char, what: &'static str) -> Result<&'
         .map_err(|e| Error::invalid(format!("{what}: not UTF-8 (at byte {})", e.valid_up_to())))
 }
 
+/// The names of a config's entries (`section.<name>`) reach C as NUL-terminated strings, and C
+/// names them back the same way: a name holding a NUL byte could never be named, and would be
+/// cut short when read. Refused like any other config problem.
+pub(crate) fn c_names<'a>(
+    section: &'static str,
+    names: impl IntoIterator<Item = &'a String>,
+) -> Result<(), Error> {
+    match names.into_iter().find(|n| n.contains('\0')) {
+        None => Ok(()),
+        Some(name) => {
+            let path = format!("{section}.{}", name.escape_debug());
+            Err(Error {
+                status: tw_status::InvalidConfig,
+                message: format!("{path}: a name must not hold a NUL byte (C strings cannot)")
+                    .into(),
+                path,
+            })
+        }
+    }
+}
+
 /// Copy `text` and a NUL into the caller's buffer, reporting the size needed.
 ///
 /// `buf == NULL && cap == 0` asks for the size only (OK). A smaller buffer gets an empty

@@ -552,6 +552,74 @@ static void test_keyed_pipeline(void) {
   tw_pipeline_free(p);
 }
 
+/* ---------------------------------------------------------------- found by the c_api fuzz target */
+
+/* A name with a NUL byte could never be named from C, and would be read cut short: refused
+ * (fuzz input: tw_health_new of {"checks": {"a\u0000b": {}}}). */
+static void test_fuzz_nul_in_names(void) {
+  tw_error *err = NULL;
+  tw_health *h = NULL;
+  CHECK(tw_health_new(JSON("{\"checks\": {\"a\\u0000b\": {}}}"), &h, &err) == TW_STATUS_INVALID_CONFIG);
+  CHECK(h == NULL && err != NULL);
+  CHECK(err != NULL && strcmp(tw_error_path(err), "checks.a\\0b") == 0);
+  CHECK(err != NULL && starts_with(tw_error_message(err), tw_error_path(err)));
+  tw_error_free(err);
+  err = NULL;
+  tw_policies *pf = NULL;
+  CHECK(tw_policies_new(JSON("{\"policies\": {\"ok\": {}, \"a\\u0000b\": {}}}"), &pf, &err) == TW_STATUS_INVALID_CONFIG);
+  CHECK(pf == NULL && err != NULL && strcmp(tw_error_path(err), "policies.a\\0b") == 0);
+  tw_error_free(err);
+  /* Validation says what construction says. */
+  CHECK(tw_config_validate(TW_CONFIG_TARGET_HEALTH, JSON("{\"checks\": {\"a\\u0000b\": {}}}"), NULL) == TW_STATUS_INVALID_CONFIG);
+  CHECK(tw_config_validate(TW_CONFIG_TARGET_POLICY_FILE, JSON("{\"policies\": {\"a\\u0000b\": {}}}"), NULL) == TW_STATUS_INVALID_CONFIG);
+  CHECK(tw_config_validate(TW_CONFIG_TARGET_HEALTH, JSON("{\"checks\": {\"a\": {}}}"), NULL) == TW_STATUS_OK);
+}
+
+/* tw_health_due hands out only runs that are still running: not one queued (cap too small)
+ * whose check was unregistered or reported since. */
+static void test_fuzz_due_only_running_checks(void) {
+  tw_health *h = NULL;
+  CHECK(tw_health_new(JSON("{\"checks\": {\"a\": {}, \"b\": {}, \"c\": {}}}"), &h, NULL) == TW_STATUS_OK);
+  size_t count = 9, remaining = 9;
+  CHECK(tw_health_due(h, 0, NULL, 0, &count, &remaining, NULL) == TW_STATUS_OK && count == 0 && remaining == 3);
+  bool removed = false;
+  CHECK(tw_health_unregister(h, "a", &removed, NULL) == TW_STATUS_OK && removed);
+  uint32_t b_id = 0, c_id = 0;
+  CHECK(tw_health_id(h, "b", &b_id, NULL) == TW_STATUS_OK && tw_health_id(h, "c", &c_id, NULL) == TW_STATUS_OK);
+  CHECK(tw_health_report(h, b_id, true, 0, NULL, 1, NULL) == TW_STATUS_OK);
+  tw_due_check due[4];
+  CHECK(tw_health_due(h, 1, due, 4, &count, &remaining, NULL) == TW_STATUS_OK);
+  CHECK(count == 1 && remaining == 0 && due[0].id == c_id);
+  tw_health_free(h);
+}
+
+/* tw_pipeline_poll_wake never names a call the host ended or polled since its wake. */
+static void test_fuzz_no_stale_wakes(void) {
+  tw_pipeline *p = NULL;
+  CHECK(tw_pipeline_new(JSON("{\"bulkhead\": {\"maxConcurrent\": 1, \"maxQueue\": 2}}"), &p, NULL) == TW_STATUS_OK);
+  tw_call a, b, c, woken = 7;
+  tw_step step;
+  bool woke = true;
+  CHECK(tw_call_begin(p, 0, TW_NO_DEADLINE, &a, NULL) == TW_STATUS_OK);
+  CHECK(tw_call_poll(p, a, 0, &step, NULL) == TW_STATUS_OK && step.kind == TW_STEP_KIND_ATTEMPT);
+  CHECK(tw_call_begin(p, 0, TW_NO_DEADLINE, &b, NULL) == TW_STATUS_OK);
+  CHECK(tw_call_poll(p, b, 0, &step, NULL) == TW_STATUS_OK && step.kind == TW_STEP_KIND_PARK);
+  /* Ended after its wake. */
+  CHECK(tw_call_end(p, a, 1, NULL) == TW_STATUS_OK);
+  CHECK(tw_call_end(p, b, 2, NULL) == TW_STATUS_OK);
+  CHECK(tw_pipeline_poll_wake(p, &woken, &woke, NULL) == TW_STATUS_OK && !woke && woken == 0);
+  /* Polled after its wake (a host timer got there first). */
+  CHECK(tw_call_begin(p, 3, TW_NO_DEADLINE, &a, NULL) == TW_STATUS_OK);
+  CHECK(tw_call_poll(p, a, 3, &step, NULL) == TW_STATUS_OK && step.kind == TW_STEP_KIND_ATTEMPT);
+  CHECK(tw_call_begin(p, 3, TW_NO_DEADLINE, &c, NULL) == TW_STATUS_OK);
+  CHECK(tw_call_poll(p, c, 3, &step, NULL) == TW_STATUS_OK && step.kind == TW_STEP_KIND_PARK);
+  CHECK(tw_call_end(p, a, 4, NULL) == TW_STATUS_OK);
+  CHECK(tw_call_poll(p, c, 5, &step, NULL) == TW_STATUS_OK && step.kind == TW_STEP_KIND_ATTEMPT);
+  CHECK(tw_pipeline_poll_wake(p, &woken, &woke, NULL) == TW_STATUS_OK && !woke);
+  CHECK(tw_call_end(p, c, 6, NULL) == TW_STATUS_OK);
+  tw_pipeline_free(p);
+}
+
 int main(void) {
   test_statuses_and_names();
   test_null_arguments();
@@ -565,6 +633,9 @@ int main(void) {
   test_health();
   test_policy_file();
   test_keyed_pipeline();
+  test_fuzz_nul_in_names();
+  test_fuzz_due_only_running_checks();
+  test_fuzz_no_stale_wakes();
   printf("api: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

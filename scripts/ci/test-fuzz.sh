@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Fuzz smoke for the Rust core: build every cargo-fuzz target (core/fuzz) and run each for
-# TRIPWIRE_FUZZ_SECONDS (default 30) seconds from the committed seeds plus the local corpus.
-# A crash fails the script and leaves the input in core/fuzz/artifacts/<target>/; reproduce
-# with `cd core && cargo +nightly fuzz run <target> <that file>`. About 2 minutes warm.
+# Fuzz smoke for the Rust core and its C API: build every cargo-fuzz target (core/fuzz) and run
+# each for TRIPWIRE_FUZZ_SECONDS (default 30) seconds from the committed seeds plus the local
+# corpus. A crash fails the script and leaves the input in core/fuzz/artifacts/<target>/;
+# reproduce with `cd core && cargo +nightly fuzz run <target> <that file>`. About 2.5 minutes
+# warm.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -21,7 +22,7 @@ cd core
 cargo +nightly fuzz build
 
 summary=()
-for target in config policies pipeline store; do
+for target in config policies pipeline store c_api; do
   mkdir -p "fuzz/corpus/$target"
   corpora=("fuzz/corpus/$target")
   [ -d "fuzz/seeds/$target" ] && corpora+=("fuzz/seeds/$target")
