@@ -22,6 +22,10 @@ echo "==> the fleet: every language on one shared limit for 60 s, then with the 
 source scripts/ci/redis.sh
 redis_install
 cargo build --release --quiet -p tripwire-redis --bin fleet-worker
+redis_start
+echo "round trip per shared decision, one caller:"
+node bindings-js/bench/store.mjs || true
+.venv/bin/python bindings-python/bench/store.py || true
 python3 tests/fleet/hammer.py --seconds 60 --workers rust=2,python=4,node=4,c=2 || true
 python3 tests/fleet/hammer.py --seconds 60 --workers rust=2,python=4,node=4,c=2 --chaos --freeze 10 || true
 python3 tests/fleet/hammer.py --breaker --breaker-seconds 30 --fail-seconds 20 || true
