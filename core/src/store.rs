@@ -267,6 +267,23 @@ pub struct StoreConfig {
     /// The breaker around the store (default: 3 consecutive failures, open 500 ms, 1 probe).
     #[serde(default = "default_store_breaker")]
     pub breaker: BreakerConfig,
+    /// Lease hot keys: with each admission the store hands over up to `size − 1` more units
+    /// that pass at that instant, which this instance spends locally for at most `ttl`
+    /// (default: none — every admission is a round trip).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseConfig>,
+}
+
+/// `store.lease`: `{"size": 10, "ttl": "50ms"}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct LeaseConfig {
+    /// Units taken per round trip at most (the admitted call's included), 2 to 10 000.
+    pub size: u32,
+    /// How long leased units may be spent (1 ms to 1 min); unspent ones are lost, never
+    /// returned (a limit may under-admit by `size − 1` per instance per `ttl`, never over-admit).
+    pub ttl: ConfigDuration,
 }
 
 fn default_prefix() -> String {
@@ -311,6 +328,7 @@ impl StoreConfig {
             heartbeat: default_heartbeat(),
             cache_denials: true,
             breaker: default_store_breaker(),
+            lease: None,
         }
     }
 
@@ -350,6 +368,14 @@ impl StoreConfig {
         }
         if let Err(e) = self.breaker.validate() {
             issues.extend("breaker", e);
+        }
+        if let Some(l) = &self.lease {
+            if !(2..=10_000).contains(&l.size) {
+                issues.push("lease.size", format!("must be 2 to 10000, got {}", l.size));
+            }
+            if l.ttl.nanos() < 1_000_000 || l.ttl.nanos() > 60_000_000_000 {
+                issues.push("lease.ttl", "must be 1ms to 1m");
+            }
         }
         issues.finish(())
     }
@@ -420,6 +446,8 @@ pub struct StoreMetrics {
     pub store_denied: u64,
     /// Denials answered from the cache.
     pub cache_denied: u64,
+    /// Admissions spent from a lease (no round trip; their source is `cache`).
+    pub lease_allowed: u64,
     /// Decisions by the fallback, admitted and denied.
     pub fallback_allowed: u64,
     /// See `fallback_allowed`.
@@ -478,6 +506,8 @@ pub struct SharedLimiter {
     store: CircuitBreaker,
     pending: IdMap<Pending>,
     cache: HashMap<String, CachedDenial, SeededSipHasher>,
+    /// Leased units per descriptor, and until when they may be spent.
+    leases: HashMap<String, (u64, Instant), SeededSipHasher>,
     next_id: u64,
     member: String,
     next_heartbeat: Instant,
@@ -541,6 +571,7 @@ impl SharedLimiter {
             instances,
             pending: IdMap::default(),
             cache: HashMap::with_hasher(SeededSipHasher::new(seed)),
+            leases: HashMap::with_hasher(SeededSipHasher::new(seed ^ 1)),
             next_id: 1,
             member: format!(
                 "{:016x}",
@@ -652,6 +683,23 @@ impl SharedLimiter {
                     },
                     source: Source::Cache,
                 };
+            }
+        }
+        if cost > 0 {
+            match self.leases.get_mut(descriptor) {
+                Some((_, until)) if now >= *until => {
+                    self.leases.remove(descriptor);
+                }
+                // A costlier check goes to the store; the lease stays for smaller ones.
+                Some((tokens, _)) if *tokens >= cost => {
+                    *tokens -= cost;
+                    self.metrics.lease_allowed += 1;
+                    return SharedCheck::Decided {
+                        decision: RateDecision::Allowed,
+                        source: Source::Cache,
+                    };
+                }
+                _ => {}
             }
         }
         let permit = match self.store.try_acquire(now) {
@@ -775,6 +823,16 @@ impl SharedLimiter {
         let decision = match r.code {
             0 if r.wait == 0 => {
                 self.metrics.store_allowed += 1;
+                if let (Some(l), Some(extra)) = (self.config.lease, r.leased.filter(|n| *n > 0)) {
+                    if self.leases.len() >= DENIAL_CACHE {
+                        self.leases.retain(|_, (_, until)| *until > now);
+                    }
+                    if self.leases.len() < DENIAL_CACHE {
+                        let until = now.saturating_add(l.ttl.get());
+                        self.leases
+                            .insert(pending.descriptor.clone(), (extra, until));
+                    }
+                }
                 RateDecision::Allowed
             }
             0 => {
@@ -934,7 +992,10 @@ impl SharedLimiter {
         let heartbeat =
             self.config.expected_instances == Instances::Auto && now >= self.next_heartbeat;
         let mut args = Vec::with_capacity(5 + 2 * n);
-        args.push(cost.to_string());
+        args.push(match self.config.lease {
+            Some(l) if cost > 0 => format!("{cost}+{}", u64::from(l.size).saturating_sub(cost)),
+            _ => cost.to_string(),
+        });
         args.push(max_wait.to_string());
         args.push(if self.host_clock {
             now.as_nanos().to_string()
@@ -1030,11 +1091,14 @@ struct Parsed {
     code: i64,
     wait: u64,
     members: Option<u32>,
+    /// Units leased with an admission (a 9th value, when a lease was asked for).
+    leased: Option<u64>,
 }
 
 impl Parsed {
     fn read(v: &[i64], limits: usize) -> Option<Parsed> {
-        if v.len() != 8 || !(0..=2).contains(&v[0]) || v[3] < 0 || v[4] < 0 || v[5] < 0 {
+        let bad = !(8..=9).contains(&v.len()) || !(0..=2).contains(&v[0]);
+        if bad || v[3] < 0 || v[4] < 0 || v[5] < 0 {
             return None;
         }
         if usize::try_from(v[6]).ok()? > limits {
@@ -1044,6 +1108,7 @@ impl Parsed {
             code: v[0],
             wait: u64::try_from(v[3]).ok()?,
             members: u32::try_from(v[7]).ok(),
+            leased: v.get(8).and_then(|n| u64::try_from(*n).ok()),
         })
     }
 }
@@ -1099,7 +1164,16 @@ impl MemoryStore {
 
     fn gcra(&mut self, keys: &[String], args: &[String], clock: u64) -> Option<Vec<i64>> {
         let num = |s: &String| s.parse::<u64>().ok();
-        let cost = num(args.first()?)?;
+        let (cost, lease) = match args.first()?.split_once('+') {
+            Some((c, l)) => (c.parse::<u64>().ok()?, Some(l.parse::<u64>().ok()?)),
+            None => (num(args.first()?)?, None),
+        };
+        let reply = |mut v: Vec<i64>, leased: u64| {
+            if lease.is_some() {
+                v.push(leased as i64);
+            }
+            Some(v)
+        };
         let max_wait = num(args.get(1)?)?;
         let now = if args.get(2)?.is_empty() {
             clock
@@ -1150,12 +1224,12 @@ impl MemoryStore {
         };
         let full = |tats: &[i128]| tats.iter().map(|t| t - wide(now)).fold(0, i128::max) as i64;
         if never > 0 {
-            return Some(vec![2, s, ns, 0, 0, 0, never as i64, members]);
+            return reply(vec![2, s, ns, 0, 0, 0, never as i64, members], 0);
         }
         let wait = at - wide(now);
         if wait > wide(max_wait) {
             let r = remaining(tats[0]);
-            return Some(vec![
+            let v = vec![
                 1,
                 s,
                 ns,
@@ -1164,17 +1238,27 @@ impl MemoryStore {
                 r,
                 decider as i64,
                 members,
-            ]);
+            ];
+            return reply(v, 0);
+        }
+        // A lease: the extra units every limit still passes now, after this admission.
+        let mut extra = 0;
+        if let Some(l) = lease.filter(|l| *l > 0 && wait == 0 && cost > 0) {
+            extra = wide(l);
+            for (i, &(t, tau)) in params.iter().enumerate() {
+                let after = tats[i].max(at) + wide(cost) * wide(t);
+                extra = extra.min((wide(now) + wide(tau) - after).max(0) / wide(t));
+            }
         }
         if cost > 0 {
             for (i, &(t, _)) in params.iter().enumerate() {
-                tats[i] = tats[i].max(at) + wide(cost) * wide(t);
+                tats[i] = tats[i].max(at) + (wide(cost) + extra) * wide(t);
                 self.tats
                     .insert(keys[i].clone(), u64::try_from(tats[i]).unwrap_or(u64::MAX));
             }
         }
         let r = remaining(tats[0]);
-        Some(vec![
+        let v = vec![
             0,
             s,
             ns,
@@ -1183,7 +1267,8 @@ impl MemoryStore {
             r,
             decider as i64,
             members,
-        ])
+        ];
+        reply(v, extra as u64)
     }
 
     /// A port of `scripts/breaker.lua` (µs of store time).
@@ -1354,6 +1439,42 @@ mod tests {
     }
 
     #[test]
+    fn lease_config_errors_name_their_fields() {
+        let e = StoreConfig::from_json(r#"{"key": "k", "lease": {"size": 1, "ttl": 0}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lease.size: must be 2 to 10000, got 1"), "{e}");
+        assert!(e.contains("lease.ttl: must be 1ms to 1m"), "{e}");
+        let e = StoreConfig::from_json(r#"{"key": "k", "lease": {"size": 3}}"#).unwrap_err();
+        assert!(e.to_string().contains("lease"), "{e}");
+    }
+
+    #[test]
+    fn a_lease_never_outlives_its_ttl_nor_serves_a_costlier_check() {
+        let config = r#"{"rateLimit": {"algorithm": "gcra", "rate": "10/s", "burst": 5},
+                         "store": {"key": "l", "lease": {"size": 4, "ttl": "50ms"}}}"#;
+        let mut l = SharedLimiter::from_json(config, 1).unwrap();
+        l.use_host_clock(true);
+        let mut store = MemoryStore::new();
+        let SharedCheck::Send(id) = l.check("", ms(0), 1, None) else {
+            panic!("the first check asks the store")
+        };
+        assert_eq!(l.request(id).unwrap().args[0], "1+3");
+        let r = l.request(id).unwrap().clone();
+        assert_eq!(
+            l.on_reply(id, store.run(&r, ms(0)), ms(0)).unwrap().1,
+            Source::Store
+        );
+        // Three units leased: a check of cost 4 is not served from them.
+        assert!(matches!(l.check("", ms(1), 4, None), SharedCheck::Send(_)));
+        l.abandon(RequestId::from_raw(2), ms(1));
+        assert_eq!(decide(&mut l, &mut store, ms(2), None).1, Source::Cache);
+        // After the ttl the remaining units are gone: the store is asked again.
+        assert_eq!(decide(&mut l, &mut store, ms(60), None).1, Source::Store);
+        assert_eq!(l.metrics().lease_allowed, 1);
+    }
+
+    #[test]
     fn a_cached_denial_is_conservative_on_the_host_clock() {
         let config = r#"{"rateLimit": {"algorithm": "gcra", "rate": "10/s", "burst": 1},
                          "store": {"key": "c"}}"#;
@@ -1392,7 +1513,7 @@ mod tests {
             vec![],
             vec![7, 0, 0, 0, 0, 0, 0, 0],
             vec![0, 0, 0, -5, 0, 0, 0, 0],
-            vec![0; 9],
+            vec![0; 10],
         ] {
             let SharedCheck::Send(id) = l.check("", ms(0), 1, None) else {
                 panic!("the store is asked")
