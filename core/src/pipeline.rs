@@ -44,7 +44,7 @@ use crate::retry::{
     FailureInfo, GiveUp, Retry, RetryConfig, RetryDecision, RetryMetrics, RetryState,
 };
 use crate::rng::Rng;
-use crate::share::{ShareMetrics, ShareMode, SharedBreaker, Verdict};
+use crate::share::{Effect, ShareMetrics, ShareMode, SharedBreaker, Verdict};
 use crate::store::{
     RequestId, SharedCheck, SharedLimiter, StoreConfig, StoreMetrics, StoreReply, StoreRequest,
 };
@@ -637,7 +637,8 @@ struct Call {
     /// Whether the function ran at least once (an `Attempt` was handed out): only then is a
     /// failure an outcome the breaker outside retry may record.
     ran: bool,
-    /// Whether this call already carried a shared-breaker request (one per call at most).
+    /// Whether this call's shared-breaker requests are done (after its probe, or when the
+    /// store forgot it): the local breaker decides from here.
     share_synced: bool,
 }
 
@@ -1198,7 +1199,7 @@ impl Pipeline {
                 }
                 _ => {
                     if let Some(step) = self.share_sync(i, now) {
-                        return Some(step);
+                        return step;
                     }
                     let Some(breaker) = self.breaker_of(i) else {
                         continue;
@@ -1248,19 +1249,27 @@ impl Pipeline {
     }
 
     /// A shared-breaker request call `i` must carry before the local breaker (a vote, a
-    /// result, a probe or a due sync), as a store step.
-    fn share_sync(&mut self, i: usize, now: Instant) -> Option<Step> {
+    /// result, a probe or a due sync), as a store step: `None` to go on to the local breaker,
+    /// `Some(step)` to return from `admit` (a store step, or `None` after a refusal).
+    fn share_sync(&mut self, i: usize, now: Instant) -> Option<Option<Step>> {
         if self.calls[i].share_synced {
             return None;
         }
         let (Some(sb), Some(local)) = (self.shared_breaker.as_mut(), self.breaker.as_ref()) else {
             return None;
         };
-        let request = sb.before_acquire(local, now)?;
-        let until = sb.request_deadline(request).unwrap_or(now);
-        self.calls[i].share_synced = true;
-        self.calls[i].phase = Phase::Store { request, until };
-        Some(Step::Store { request, until })
+        match sb.before_acquire(local, now) {
+            Effect::None => None,
+            Effect::Send(request) => {
+                let until = sb.request_deadline(request).unwrap_or(now);
+                self.calls[i].phase = Phase::Store { request, until };
+                Some(Some(Step::Store { request, until }))
+            }
+            Effect::Reject => {
+                self.refuse(i, Stage::CircuitBreaker, ErrorKind::CircuitOpen, None, now);
+                Some(None)
+            }
+        }
     }
 
     /// The shared rate limit for call `i`: `None` when passed (go on with the next stage),
@@ -1338,14 +1347,20 @@ impl Pipeline {
                 return; // Sharing was removed by `reconfigure`: pass the stages again.
             };
             // An unknown request (rebuilt by `reconfigure`): the local breaker decides.
-            if let Ok(Verdict::Reject(retry_after)) = sb.on_reply(request, reply, local, now) {
-                self.refuse(
-                    i,
-                    Stage::CircuitBreaker,
-                    ErrorKind::CircuitOpen,
-                    retry_after,
-                    now,
-                );
+            match sb.on_reply(request, reply, local, now) {
+                Ok(Verdict::Reject(retry_after)) => {
+                    self.refuse(
+                        i,
+                        Stage::CircuitBreaker,
+                        ErrorKind::CircuitOpen,
+                        retry_after,
+                        now,
+                    );
+                }
+                // After its probe a call goes to the local breaker without asking again; after
+                // a vote, a result or a sync it may still need a probe.
+                Ok(Verdict::Proceed { probed }) => self.calls[i].share_synced = probed,
+                Err(_) => self.calls[i].share_synced = true,
             }
             return;
         }

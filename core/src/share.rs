@@ -151,11 +151,23 @@ pub struct ShareMetrics {
     pub fleet_state: BreakerState,
 }
 
+/// What a call passing the breaker stage should do before its local breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// Nothing to send: go on to the local breaker.
+    None,
+    /// Run this request first.
+    Send(RequestId),
+    /// Another call of this instance is asking for the probe lease: wait (`circuitOpen`).
+    Reject,
+}
+
 /// What a call passing the breaker stage should do after a shared-breaker reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// Go on to the local breaker.
-    Proceed,
+    /// Go on to the local breaker (`probed`: the reply was to this call's probe, so it must
+    /// not ask again — granted, it is the trial; unanswered, the local breaker decides alone).
+    Proceed { probed: bool },
     /// The fleet is open (or another instance probes): reject as `circuitOpen`.
     Reject(Option<Duration>),
 }
@@ -325,14 +337,15 @@ impl SharedBreaker {
 
     /// The request a call passing the breaker stage must run first, if any: a pending vote or
     /// result, a probe when the local open period is over, or a due sync.
-    pub(crate) fn before_acquire(
-        &mut self,
-        local: &CircuitBreaker,
-        now: Instant,
-    ) -> Option<RequestId> {
+    pub(crate) fn before_acquire(&mut self, local: &CircuitBreaker, now: Instant) -> Effect {
         let now = self.clock.observe(now);
         let local_probe_due = local.state() == BreakerState::Open
             && local.poll_timeout().is_some_and(|until| now >= until);
+        // One probe request per instance at a time: the other calls would otherwise take the
+        // local trial slot the lease is being asked for.
+        if local_probe_due && self.pending.values().any(|p| p.op == Op::Probe) {
+            return Effect::Reject;
+        }
         let op = if let Some((generation, success)) = self.pending_result {
             Op::Result {
                 generation,
@@ -357,7 +370,7 @@ impl SharedBreaker {
                 None => Op::Sync,
             }
         } else {
-            return None;
+            return Effect::None;
         };
         // The store is away: the local breaker decides alone (votes wait for its return).
         let permit = match self.avail.try_acquire(now) {
@@ -367,14 +380,16 @@ impl SharedBreaker {
                 if matches!(op, Op::Sync | Op::Flush { .. }) {
                     self.schedule_sync(now);
                 }
-                return None;
+                return Effect::None;
             }
         };
         self.drain_avail();
+        // Every reply carries the fleet's whole state, so any request is also this period's sync.
+        self.schedule_sync(now);
         match op {
             Op::Result { .. } => self.pending_result = None,
             Op::Trip => self.pending_vote = false,
-            Op::Sync => self.schedule_sync(now),
+            Op::Sync => {}
             Op::Flush {
                 calls,
                 failures,
@@ -384,7 +399,6 @@ impl SharedBreaker {
                 // been counted), so its outcomes are dropped rather than doubled.
                 let (c, f, s) = self.flushed;
                 self.flushed = (c + calls, f + failures, s + slow);
-                self.schedule_sync(now);
             }
             Op::Probe => {}
         }
@@ -404,7 +418,7 @@ impl SharedBreaker {
         if op == Op::Trip {
             self.metrics.votes += 1;
         }
-        Some(id)
+        Effect::Send(id)
     }
 
     fn schedule_sync(&mut self, now: Instant) {
@@ -513,6 +527,7 @@ impl SharedBreaker {
             .pending
             .remove(&id.get())
             .ok_or(UsageError::UnknownRequest)?;
+        let probed = pending.op == Op::Probe;
         // A reply after the request's timeout is a timeout, whatever it says.
         let reply = if now >= pending.sent.saturating_add(pending.request.timeout) {
             StoreReply::Timeout
@@ -551,7 +566,7 @@ impl SharedBreaker {
                 } => self.pending_result = Some((generation, success)),
                 Op::Probe | Op::Sync | Op::Flush { .. } => {}
             }
-            return Ok(Verdict::Proceed);
+            return Ok(Verdict::Proceed { probed });
         };
         let (state, generation, remaining, epoch, granted) = (
             v[0],
@@ -587,13 +602,13 @@ impl SharedBreaker {
             self.adopted = None;
             self.metrics.adopted_closed += 1;
             local.reset(now);
-            return Ok(Verdict::Proceed);
+            return Ok(Verdict::Proceed { probed });
         }
         if pending.op == Op::Probe {
             if granted {
                 self.metrics.probes_granted += 1;
                 self.probing = Some(generation);
-                return Ok(Verdict::Proceed);
+                return Ok(Verdict::Proceed { probed });
             }
             if state != 0 {
                 // Another instance probes (or the fleet is still open): stay open meanwhile.
@@ -602,7 +617,7 @@ impl SharedBreaker {
                 return Ok(Verdict::Reject(Some(remaining).filter(|d| !d.is_zero())));
             }
             // The fleet is closed: this local episode is the instance's own; probe alone.
-            return Ok(Verdict::Proceed);
+            return Ok(Verdict::Proceed { probed });
         }
         // The fleet is open (or another instance probes) and this instance is closed: adopt.
         if state != 0
@@ -613,7 +628,7 @@ impl SharedBreaker {
             self.adopt_open(local, generation, now.saturating_add(remaining), now);
             return Ok(Verdict::Reject(Some(remaining)));
         }
-        Ok(Verdict::Proceed)
+        Ok(Verdict::Proceed { probed })
     }
 
     fn adopt_open(

@@ -266,6 +266,41 @@ pub fn failed_probe_reopens(store: Store<'_>) {
 }
 
 #[test]
+fn while_one_call_asks_for_the_probe_lease_the_others_wait_and_only_it_is_the_trial() {
+    let mut store = MemoryStore::new();
+    let mut f = fleet(2);
+    for p in &mut f {
+        call(p, Some(&mut |r, now| store.run(r, now)), ms(0), false);
+        call(p, Some(&mut |r, now| store.run(r, now)), ms(1), false);
+        call(p, Some(&mut |r, now| store.run(r, now)), ms(2), true); // the vote
+    }
+    // After the open period two calls of A arrive together: the first asks for the lease…
+    let p = &mut f[0];
+    let a = p.begin(ms(3_100), None);
+    let Step::Store { request, .. } = p.poll(a, ms(3_100)).unwrap() else {
+        panic!("the first call asks for the probe lease")
+    };
+    // …the second, meanwhile, is refused rather than taking the local trial slot.
+    let b = p.begin(ms(3_100), None);
+    match p.poll(b, ms(3_100)).unwrap() {
+        Step::Fail(f) => assert_eq!(f.kind, ErrorKind::CircuitOpen),
+        other => panic!("the second call must wait for the probe, got {other:?}"),
+    }
+    let r = p.store_request(request).unwrap().clone();
+    p.report_store(a, store.run(&r, ms(3_100)), ms(3_100))
+        .unwrap();
+    assert!(
+        matches!(p.poll(a, ms(3_100)).unwrap(), Step::Attempt { .. }),
+        "the prober runs"
+    );
+    assert_eq!(p.breaker().unwrap().state(), BreakerState::HalfOpen);
+    p.report(a, Report::SUCCESS, ms(3_101)).unwrap();
+    assert!(matches!(p.poll(a, ms(3_101)).unwrap(), Step::Done { .. }));
+    assert_eq!(p.stats().share.unwrap().probes_granted, 1);
+    assert_eq!(p.stats().share.unwrap().probes_denied, 0);
+}
+
+#[test]
 fn with_the_store_gone_every_instance_still_opens_on_its_own_thresholds() {
     let mut f = fleet(2);
     for p in &mut f {
