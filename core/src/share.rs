@@ -342,8 +342,13 @@ impl SharedBreaker {
         let local_probe_due = local.state() == BreakerState::Open
             && local.poll_timeout().is_some_and(|until| now >= until);
         // One probe request per instance at a time: the other calls would otherwise take the
-        // local trial slot the lease is being asked for.
-        if local_probe_due && self.pending.values().any(|p| p.op == Op::Probe) {
+        // local trial slot the lease is being asked for. (Until that request's deadline only:
+        // a host that lost the call must not hold every other call back.)
+        let probing = self
+            .pending
+            .values()
+            .any(|p| p.op == Op::Probe && now < p.sent.saturating_add(p.request.timeout));
+        if local_probe_due && probing {
             return Effect::Reject;
         }
         let op = if let Some((generation, success)) = self.pending_result {
