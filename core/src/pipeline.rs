@@ -1357,9 +1357,9 @@ impl Pipeline {
                         now,
                     );
                 }
-                // After its probe a call goes to the local breaker without asking again; after
-                // a vote, a result or a sync it may still need a probe.
-                Ok(Verdict::Proceed { probed }) => self.calls[i].share_synced = probed,
+                // After a delivered vote or result a call may still need to probe; after
+                // anything else it goes to the local breaker without asking again.
+                Ok(Verdict::Proceed { done }) => self.calls[i].share_synced = done,
                 Err(_) => self.calls[i].share_synced = true,
             }
             return;

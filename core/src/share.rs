@@ -165,9 +165,11 @@ pub(crate) enum Effect {
 /// What a call passing the breaker stage should do after a shared-breaker reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// Go on to the local breaker (`probed`: the reply was to this call's probe, so it must
-    /// not ask again — granted, it is the trial; unanswered, the local breaker decides alone).
-    Proceed { probed: bool },
+    /// Go on to the local breaker. `done`: this call asks nothing more — after its probe
+    /// (granted, it is the trial; unanswered, the local breaker decides alone), a sync, or a
+    /// failed request; only a delivered vote or result leaves it free to probe next, so a
+    /// call carries at most three requests.
+    Proceed { done: bool },
     /// The fleet is open (or another instance probes): reject as `circuitOpen`.
     Reject(Option<Duration>),
 }
@@ -532,7 +534,7 @@ impl SharedBreaker {
             .pending
             .remove(&id.get())
             .ok_or(UsageError::UnknownRequest)?;
-        let probed = pending.op == Op::Probe;
+        let done = !matches!(pending.op, Op::Trip | Op::Result { .. });
         // A reply after the request's timeout is a timeout, whatever it says.
         let reply = if now >= pending.sent.saturating_add(pending.request.timeout) {
             StoreReply::Timeout
@@ -571,7 +573,7 @@ impl SharedBreaker {
                 } => self.pending_result = Some((generation, success)),
                 Op::Probe | Op::Sync | Op::Flush { .. } => {}
             }
-            return Ok(Verdict::Proceed { probed });
+            return Ok(Verdict::Proceed { done: true });
         };
         let (state, generation, remaining, epoch, granted) = (
             v[0],
@@ -607,13 +609,13 @@ impl SharedBreaker {
             self.adopted = None;
             self.metrics.adopted_closed += 1;
             local.reset(now);
-            return Ok(Verdict::Proceed { probed });
+            return Ok(Verdict::Proceed { done });
         }
         if pending.op == Op::Probe {
             if granted {
                 self.metrics.probes_granted += 1;
                 self.probing = Some(generation);
-                return Ok(Verdict::Proceed { probed });
+                return Ok(Verdict::Proceed { done });
             }
             if state != 0 {
                 // Another instance probes (or the fleet is still open): stay open meanwhile.
@@ -622,7 +624,7 @@ impl SharedBreaker {
                 return Ok(Verdict::Reject(Some(remaining).filter(|d| !d.is_zero())));
             }
             // The fleet is closed: this local episode is the instance's own; probe alone.
-            return Ok(Verdict::Proceed { probed });
+            return Ok(Verdict::Proceed { done });
         }
         // The fleet is open (or another instance probes) and this instance is closed: adopt.
         if state != 0
@@ -633,7 +635,7 @@ impl SharedBreaker {
             self.adopt_open(local, generation, now.saturating_add(remaining), now);
             return Ok(Verdict::Reject(Some(remaining)));
         }
-        Ok(Verdict::Proceed { probed })
+        Ok(Verdict::Proceed { done })
     }
 
     fn adopt_open(

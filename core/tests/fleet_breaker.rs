@@ -301,6 +301,35 @@ fn while_one_call_asks_for_the_probe_lease_the_others_wait_and_only_it_is_the_tr
 }
 
 #[test]
+fn a_call_ends_even_when_every_poll_finds_a_sync_due() {
+    // Found by the `store` fuzz target: a 1 ms flush polled every 5 ms made each poll of one
+    // call ask for another sync, forever. A call carries at most three requests.
+    let config = r#"{"circuitBreaker": {"trip": {"failureRate": 0.5, "window": {"duration": 400, "buckets": 4},
+                                         "minimumCalls": 3}, "openDuration": 200,
+                                         "share": {"mode": "aggregate", "quorum": 1, "flush": 1}},
+                     "store": {"key": "k0"}}"#;
+    let mut p = Pipeline::from_json(config, 1).unwrap();
+    let mut store = MemoryStore::new();
+    let c = p.begin(ms(1_000), None);
+    let mut t = 1_000;
+    let mut requests = 0;
+    loop {
+        t += 5;
+        match p.poll(c, ms(t)).unwrap() {
+            Step::Store { request, .. } => {
+                requests += 1;
+                let r = p.store_request(request).unwrap().clone();
+                p.report_store(c, store.run(&r, ms(t)), ms(t)).unwrap();
+            }
+            Step::Attempt { .. } => p.report(c, Report::SUCCESS, ms(t)).unwrap(),
+            Step::Done { .. } => break,
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(requests <= 3, "a call carried {requests} store requests");
+    }
+}
+
+#[test]
 fn with_the_store_gone_every_instance_still_opens_on_its_own_thresholds() {
     let mut f = fleet(2);
     for p in &mut f {
