@@ -1163,7 +1163,8 @@ pub fn names(status: i32, kind: u32, state: u32, event: u32, health: u32, check:
     let e = static_name("tw_event_type_str", tw_event_type_str(event));
     assert_eq!(
         e == "unknown",
-        !(1..=6).contains(&event),
+        // 1..=6 the policies' events, 7 the store breaker's `storeStateChanged`.
+        !(1..=7).contains(&event),
         "event {event}: {e}"
     );
     let h = static_name("tw_health_status_str", tw_health_status_str(health));
