@@ -10,7 +10,7 @@ import { defaultRetryable, retryAfterOf, isResponse } from './classify.js';
 import { Emitter, POLICY_EVENTS, readEvent } from './emitter.js';
 import { Attempt, Deadlines, expired, timed } from './attempt.js';
 import { DISPOSE, randomSeed } from './lifecycle.js';
-import { storeOf, shownStore, runStoreStep, reportStoreStep } from './store.js';
+import { storeOf, shownStore, runStoreStep, reportStoreStep, HAS_STORE } from './store.js';
 
 // Result codes of the low-level pipeline (bindings-js/src/pipeline.rs).
 const STEP_MASK = 7;
@@ -158,7 +158,8 @@ export class Pipeline extends Emitter {
    * shared breaker's; null when none.
    */
   get storeLastError() {
-    return this.#live().storeLastError() ?? null;
+    const p = this.#live();
+    return HAS_STORE ? (p.storeLastError() ?? null) : null;
   }
 
   /** The clock this pipeline reads (deadlines passed to `execute` are on its timeline). */

@@ -7,7 +7,7 @@ import { native, disposedError, configInput } from './errors.js';
 import { STATES } from './names.js';
 import { Emitter, readEvent } from './emitter.js';
 import { DISPOSE, randomSeed } from './lifecycle.js';
-import { requestOf, encode } from './store.js';
+import { requestOf, encode, requireStore } from './store.js';
 
 // Decision codes (bindings-js/src/store.rs).
 const ALLOWED = 0;
@@ -46,6 +46,7 @@ export class SharedLimiter extends Emitter {
   #raw;
 
   constructor(config, options = {}) {
+    requireStore('SharedLimiter');
     super(STORE_EVENTS, (on) => this.#raw?.setListening(on));
     const [hi, lo] = seedOf(options?.seed);
     this.#raw = native(() => new raw.RawSharedLimiter(configInput(config), hi, lo));

@@ -19,9 +19,23 @@ const UNAVAILABLE = 3;
 const FAILED = 4;
 const NO_VALUES = new Float64Array(0);
 
+/** Whether this module has the shared store: Node's does; the browser's leaves it out. */
+export const HAS_STORE = typeof raw.storeScripts === 'function';
+
+/** Throw, naming `what`, when this module has no shared store (the browser build). */
+export function requireStore(what) {
+  if (HAS_STORE) return;
+  const e = new Error(
+    `tripwire: ${what}: the browser build has no shared store (a store client runs on a server); use it from Node`,
+  );
+  e.code = 'ERR_TRIPWIRE_NO_STORE';
+  throw e;
+}
+
 let table = null;
 function scriptTable() {
   if (table === null) {
+    requireStore('store scripts');
     const flat = raw.storeScripts();
     table = new Map();
     for (let i = 0; i + 2 < flat.length; i += 3) {
@@ -118,6 +132,7 @@ class OwnStore {
 /** The `store` option: a client (wrapped in a RedisStore), a RedisStore, or `{run(request)}`. */
 export function storeOf(store) {
   if (store === undefined || store === null) return null;
+  requireStore('options.store');
   if (store instanceof RedisStore) return store;
   if (RedisStore.accepts(store)) return new RedisStore(store);
   if (typeof store === 'object' && typeof store.run === 'function') return new OwnStore(store);

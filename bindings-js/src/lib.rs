@@ -20,6 +20,7 @@ mod limiter;
 mod out;
 mod pipeline;
 mod retry;
+#[cfg(feature = "store")]
 mod store;
 
 pub use breaker::RawBreaker;
@@ -30,4 +31,5 @@ pub use limiter::{RawKeyedLimiter, RawLimiter};
 pub use out::{out_len, out_ptr};
 pub use pipeline::{RawPipeline, RawPolicyFile};
 pub use retry::RawRetry;
+#[cfg(feature = "store")]
 pub use store::{store_scripts, RawSharedLimiter};

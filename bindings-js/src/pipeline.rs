@@ -65,6 +65,8 @@ fn write_step(step: Step) -> u32 {
             put(CAUSE, f.cause.map_or(0.0, kind_code));
             FAIL
         }
+        // Without the store (the browser module) no pipeline can take this step.
+        #[cfg(feature = "store")]
         Step::Store { request, until } => crate::store::write_store_step(request, until),
         _ => UNKNOWN,
     }

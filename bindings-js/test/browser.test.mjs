@@ -1,5 +1,6 @@
 // The web build in headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core):
-// every conformance vector and a pipeline scenario, run by test/browser/page.js.
+// every conformance vector (but those that need a store), a pipeline scenario, and the
+// refusals of the store the browser module leaves out, run by test/browser/page.js.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -51,11 +52,24 @@ test('the web build runs every vector and a pipeline scenario in headless Chromi
     const errors = [];
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(`http://127.0.0.1:${server.address().port}/`);
-    await page.waitForFunction(() => window.__results !== undefined, null, { timeout: 90_000 });
+    // A page error (a module that fails to load never sets __results) ends the wait at once.
+    await Promise.race([
+      page.waitForFunction(() => window.__results !== undefined, null, { timeout: 90_000 }),
+      new Promise((_, reject) => page.on('pageerror', (e) => reject(new Error(`page error: ${e}`)))),
+    ]);
     const results = await page.evaluate(() => window.__results);
     assert.equal(results.error, undefined, results.error);
     assert.deepEqual(errors, []);
-    const { vectors, scenario } = results;
+    const { vectors, scenario, noStore } = results;
+    // The browser module is built without the store (scripts/ci/build-js.sh).
+    const notInBuild = /is not in this build of tripwire \(the npm package's browser module leaves the shared store out/;
+    assert.match(noStore.store, /^ConfigError: store: /);
+    assert.match(noStore.store, notInBuild);
+    assert.match(noStore.share, /^ConfigError: circuitBreaker\.share: /);
+    assert.match(noStore.share, notInBuild);
+    assert.match(noStore.option, /^ERR_TRIPWIRE_NO_STORE: tripwire: options\.store: the browser build has no shared store/);
+    assert.match(noStore.limiter, /^ERR_TRIPWIRE_NO_STORE: tripwire: SharedLimiter: /);
+    assert.equal(noStore.storeNull, 'accepted', '"store": null means no store, as in Node');
     assert.equal(vectors.count, count);
     assert.deepEqual(vectors.failures, []);
     assert.match(scenario.userAgent, /Chrome/);

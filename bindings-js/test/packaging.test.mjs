@@ -40,11 +40,11 @@ test('npm pack holds the built package and nothing else; the tarball installs an
   try {
     const [pack] = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: root, encoding: 'utf8' }));
     const files = pack.files.map((f) => f.path).sort();
-    for (const f of ['package.json', 'README.md', 'dist/web/tripwire_js_bg.wasm', 'dist/web/index.js', 'dist/web/tripwire_js.js', 'dist/cjs/index.cjs', 'dist/cjs/lib.cjs', 'dist/node/index.mjs', 'types/index.d.ts', 'types/testing.d.ts']) {
+    for (const f of ['package.json', 'README.md', 'dist/web/tripwire_js_bg.wasm', 'dist/cjs/tripwire_js_bg.wasm', 'dist/web/index.js', 'dist/web/tripwire_js.js', 'dist/cjs/index.cjs', 'dist/cjs/lib.cjs', 'dist/node/index.mjs', 'types/index.d.ts', 'types/testing.d.ts']) {
       assert.ok(files.includes(f), `the tarball holds ${f}`);
     }
     assert.ok(!files.some((f) => /^(src|test|js|tools|bench|node_modules)\/|Cargo/.test(f)), `no sources or tests: ${files.join(' ')}`);
-    assert.equal(files.filter((f) => f.endsWith('.wasm')).length, 1, 'one wasm file serves every build');
+    assert.deepEqual(files.filter((f) => f.endsWith('.wasm')), ['dist/cjs/tripwire_js_bg.wasm', 'dist/web/tripwire_js_bg.wasm'], "Node's module and the browser's");
 
     const app = join(work, 'app');
     execFileSync('mkdir', ['-p', app]);
@@ -66,4 +66,17 @@ test('npm pack holds the built package and nothing else; the tarball installs an
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+});
+
+test("Node's module has the shared store and the browser's, built for size, leaves it out", () => {
+  const exportsOf = (dir) =>
+    WebAssembly.Module.exports(new WebAssembly.Module(readFileSync(join(root, 'dist', dir, 'tripwire_js_bg.wasm')))).map((e) => e.name);
+  const node = exportsOf('cjs');
+  const web = exportsOf('web');
+  for (const name of ['storeScripts', 'rawsharedlimiter_new', 'rawpipeline_reportStore']) {
+    assert.ok(node.includes(name), `Node's module exports ${name}`);
+    assert.ok(!web.includes(name), `the browser's does not export ${name}`);
+  }
+  // Everything else is the same API.
+  assert.deepEqual(web.filter((n) => !/store|sharedlimiter/i.test(n)).sort(), node.filter((n) => !/store|sharedlimiter/i.test(n)).sort());
 });

@@ -1,10 +1,12 @@
 // Packages bindings-js/js (the ESM sources) into dist/ once wasm-bindgen and wasm-opt have
-// written dist/web/tripwire_js{.js,_bg.wasm} (scripts/ci/build-js.sh runs this):
+// written dist/web/tripwire_js{.js,_bg.wasm} and dist/cjs/tripwire_js_bg.wasm
+// (scripts/ci/build-js.sh runs this):
 //
 //   dist/web/   the ESM sources as they are, for browsers and bundlers (top-level await init)
 //   dist/cjs/   lib.cjs: the same modules bundled into one CommonJS file whose native module
-//               instantiates the same .wasm synchronously from disk; index/raw/testing.cjs
-//               re-export each entry's names
+//               instantiates Node's .wasm (built for speed, with the store; build-js.sh writes
+//               it here) synchronously from disk; index/raw/testing.cjs re-export each entry's
+//               names
 //   dist/node/  index/raw/testing.mjs: ESM entries for Node that re-export the CJS build, so a
 //               process that both imports and requires tripwire gets one instance, not two
 //
@@ -29,7 +31,7 @@ for (const f of readdirSync(src)) if (f.endsWith('.js')) copyFileSync(join(src, 
 const NATIVE_CJS = `
   const glue = require('./tripwire_js.cjs');
   const wasm = glue.initSync({
-    module: require('fs').readFileSync(require('path').join(__dirname, '..', 'web', 'tripwire_js_bg.wasm')),
+    module: require('fs').readFileSync(require('path').join(__dirname, 'tripwire_js_bg.wasm')),
   });
   const { randomFillSync } = require('crypto');
   return { raw: glue, memory: wasm.memory, randomSeed: () => randomFillSync(new Uint32Array(2)) };

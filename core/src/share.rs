@@ -14,6 +14,13 @@
 //! one round trip per instance per `flush` plus one per local transition, independent of the
 //! request rate. `halfOpen.permittedCalls` then counts per fleet (one prober at a time).
 
+// Without the `store` feature the config types are uninhabited (`store::Absent`): the code
+// below still compiles, and the compiler proves it unreachable.
+#![cfg_attr(
+    not(feature = "store"),
+    allow(unreachable_code, unused_variables, unused_mut, dead_code)
+)]
+
 use core::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -46,7 +53,8 @@ pub enum ShareMode {
 }
 
 /// `circuitBreaker.share`: `{"mode": "signal", "quorum": 2, "flush": "1s"}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "store", derive(Deserialize))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ShareConfig {
@@ -65,6 +73,17 @@ pub struct ShareConfig {
     /// How long a prober holds the lease before another instance may probe (default 10 s).
     #[serde(default = "default_lease")]
     pub lease: ConfigDuration,
+    /// Without the `store` feature no share config exists (see [`crate::store::Absent`]).
+    #[cfg(not(feature = "store"))]
+    #[serde(skip)]
+    absent: crate::store::Absent,
+}
+
+#[cfg(not(feature = "store"))]
+impl<'de> Deserialize<'de> for ShareConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom(crate::store::NOT_IN_THIS_BUILD))
+    }
 }
 
 fn default_mode() -> ShareMode {
@@ -83,6 +102,7 @@ fn default_lease() -> ConfigDuration {
     ConfigDuration::from_secs(10)
 }
 
+#[cfg(feature = "store")]
 impl Default for ShareConfig {
     fn default() -> Self {
         ShareConfig {

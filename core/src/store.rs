@@ -26,6 +26,13 @@
 //! would admit) and a reserved admission waits `wait` from the reply (never less than the
 //! store asked).
 
+// Without the `store` feature the config types are uninhabited (`store::Absent`): the code
+// below still compiles, and the compiler proves it unreachable.
+#![cfg_attr(
+    not(feature = "store"),
+    allow(unreachable_code, unused_variables, unused_mut, dead_code)
+)]
+
 use core::fmt;
 use core::time::Duration;
 use std::collections::HashMap;
@@ -239,7 +246,8 @@ impl<'de> Deserialize<'de> for Instances {
 /// `{"key": "partner-api", "timeout": "25ms", "onUnavailable": "local",
 ///   "expectedInstances": 4}` — every instance configured with the same `key` (and `prefix`)
 /// shares one limit; each limit must use the `gcra` algorithm.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "store", derive(Deserialize))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct StoreConfig {
@@ -272,6 +280,32 @@ pub struct StoreConfig {
     /// (default: none — every admission is a round trip).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<LeaseConfig>,
+    /// Without the `store` feature no store config exists (see [`Absent`]).
+    #[cfg(not(feature = "store"))]
+    #[serde(skip)]
+    absent: Absent,
+}
+
+/// The store's types in a build without the `store` feature (the npm package's browser
+/// module, where no Redis client runs): a config naming a `store` or a `circuitBreaker.share`
+/// is refused, and this uninhabited field makes [`StoreConfig`], `ShareConfig` and every
+/// limiter or breaker holding one uninhabited, so the compiler leaves out all the code behind
+/// them (the shared limiter, the shared breaker, their requests and replies).
+#[cfg(not(feature = "store"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Absent {}
+
+/// The refusal of a `store` or `share` config in a build without the `store` feature.
+#[cfg(not(feature = "store"))]
+pub(crate) const NOT_IN_THIS_BUILD: &str =
+    "is not in this build of tripwire (the npm package's browser module leaves the shared \
+     store out: a store client runs on a server; use the Node build)";
+
+#[cfg(not(feature = "store"))]
+impl<'de> Deserialize<'de> for StoreConfig {
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom(NOT_IN_THIS_BUILD))
+    }
 }
 
 /// `store.lease`: `{"size": 10, "ttl": "50ms"}`.
@@ -317,6 +351,7 @@ const DENIAL_CACHE: usize = 4096;
 
 impl StoreConfig {
     /// A store config for `key` with the defaults.
+    #[cfg(feature = "store")]
     #[must_use]
     pub fn new(key: impl Into<String>) -> StoreConfig {
         StoreConfig {

@@ -1,6 +1,6 @@
 // Loaded by test/browser.test.mjs in headless Chromium: the web build (dist/web) replays every
 // conformance vector and runs a pipeline against a flaky function, then reports to the test.
-import { Pipeline, CircuitOpenError, RetriesExhaustedError, TimeoutError } from '/dist/web/index.js';
+import { Pipeline, CircuitOpenError, RetriesExhaustedError, TimeoutError, ConfigError } from '/dist/web/index.js';
 import * as T from '/dist/web/raw.js';
 import { runVector } from '/test/vector-runner.js';
 
@@ -57,8 +57,29 @@ async function scenario() {
   return { first, attempts: attempt, log, outcomes, fallback, events, calls: stats.calls, state: stats.state, timeoutIsError, userAgent: navigator.userAgent };
 }
 
+// The browser module has no shared store: each way to ask for one is refused by name.
+function refusal(f) {
+  try {
+    f();
+    return 'accepted';
+  } catch (e) {
+    return `${e instanceof ConfigError ? 'ConfigError' : e.code}: ${e.message}`;
+  }
+}
+
+function noStore() {
+  const limit = { rateLimit: { rate: '10/s' } };
+  return {
+    store: refusal(() => new Pipeline({ ...limit, store: { key: 'k' } })),
+    share: refusal(() => new Pipeline({ circuitBreaker: { share: { mode: 'signal' } } })),
+    option: refusal(() => new Pipeline(limit, { store: { run: async () => 'unavailable' } })),
+    limiter: refusal(() => new T.SharedLimiter({ ...limit, store: { key: 'k' } })),
+    storeNull: refusal(() => new Pipeline({ ...limit, store: null }).dispose()),
+  };
+}
+
 try {
-  window.__results = { vectors: await vectors(), scenario: await scenario() };
+  window.__results = { vectors: await vectors(), scenario: await scenario(), noStore: noStore() };
 } catch (e) {
   window.__results = { error: `${e.name}: ${e.message}\n${e.stack}` };
 }
