@@ -33,7 +33,7 @@ use crate::error::{ConfigError, Issues, UsageError};
 use crate::event::{BreakerState, Event, EventKind, EventQueue};
 use crate::pipeline::IdMap;
 use crate::rng::Rng;
-use crate::store::{RequestId, StoreConfig, StoreReply, StoreRequest, BREAKER};
+use crate::store::{absent, RequestId, StoreConfig, StoreReply, StoreRequest, BREAKER};
 use crate::time::{Instant, Monotonic};
 
 /// How a breaker shares its state (`circuitBreaker.share.mode`).
@@ -360,6 +360,7 @@ impl SharedBreaker {
     /// The request a call passing the breaker stage must run first, if any: a pending vote or
     /// result, a probe when the local open period is over, or a due sync.
     pub(crate) fn before_acquire(&mut self, local: &CircuitBreaker, now: Instant) -> Effect {
+        absent!(self.config);
         let now = self.clock.observe(now);
         let local_probe_due = local.state() == BreakerState::Open
             && local.poll_timeout().is_some_and(|until| now >= until);
@@ -455,6 +456,7 @@ impl SharedBreaker {
     }
 
     fn build(&self, id: RequestId, op: Op, now: Instant) -> StoreRequest {
+        absent!(self.config);
         let us = |ns: u64| (ns / 1_000).to_string();
         let (generation, success) = match op {
             Op::Result {
@@ -499,6 +501,7 @@ impl SharedBreaker {
 
     /// ARGV[11..18] of a flush (empty for the other ops).
     fn flush_args(&self, op: Op) -> Vec<String> {
+        absent!(self.config);
         let (
             Op::Flush {
                 calls,
@@ -549,6 +552,7 @@ impl SharedBreaker {
         local: &mut CircuitBreaker,
         now: Instant,
     ) -> Result<Verdict, UsageError> {
+        absent!(self.config);
         let now = self.clock.observe(now);
         let pending = self
             .pending
@@ -665,6 +669,7 @@ impl SharedBreaker {
         until: Instant,
         now: Instant,
     ) {
+        absent!(self.config);
         if local.state() == BreakerState::Closed {
             self.adopting = true;
             self.metrics.adopted_open += 1;
@@ -676,6 +681,7 @@ impl SharedBreaker {
     /// A local transition (from the local breaker's events): a trip is a vote; the end of a
     /// probe this instance holds the lease for is its result.
     pub(crate) fn observe(&mut self, from: BreakerState, to: BreakerState) {
+        absent!(self.config);
         match (from, to) {
             (BreakerState::Closed, BreakerState::Open) => {
                 // Aggregate mode does not vote: its flushes carry the outcomes themselves.
@@ -698,6 +704,7 @@ impl SharedBreaker {
 
     /// A call waiting for `id` went away.
     pub(crate) fn abandon(&mut self, id: RequestId, now: Instant) {
+        absent!(self.config);
         let now = self.clock.observe(now);
         if let Some(p) = self.pending.remove(&id.get()) {
             if let Some(permit) = p.permit {
@@ -715,6 +722,7 @@ impl SharedBreaker {
     }
 
     pub(crate) fn poll_event(&mut self) -> Option<Event> {
+        absent!(self.config);
         self.events.pop()
     }
 
@@ -723,6 +731,7 @@ impl SharedBreaker {
     }
 
     pub(crate) fn metrics(&self) -> ShareMetrics {
+        absent!(self.config);
         self.metrics
     }
 

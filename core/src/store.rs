@@ -301,6 +301,17 @@ pub(crate) const NOT_IN_THIS_BUILD: &str =
     "is not in this build of tripwire (the npm package's browser module leaves the shared \
      store out: a store client runs on a server; use the Node build)";
 
+/// Tell the compiler, at the top of a method of a type holding a store config, that without
+/// the `store` feature the method cannot run (`self` cannot exist), so its body is left out:
+/// an uninhabited type behind a reference is not enough for it to see that.
+macro_rules! absent {
+    ($config:expr) => {
+        #[cfg(not(feature = "store"))]
+        match $config.absent {}
+    };
+}
+pub(crate) use absent;
+
 #[cfg(not(feature = "store"))]
 impl<'de> Deserialize<'de> for StoreConfig {
     fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
@@ -706,6 +717,7 @@ impl SharedLimiter {
         cost: u64,
         max_wait: Option<Duration>,
     ) -> SharedCheck {
+        absent!(self.config);
         let now = self.clock.observe(now);
         if let Some(&d) = self.cache.get(descriptor) {
             if now >= d.until {
@@ -801,6 +813,7 @@ impl SharedLimiter {
         reply: StoreReply,
         now: Instant,
     ) -> Result<(RateDecision, Source), UsageError> {
+        absent!(self.config);
         let now = self.clock.observe(now);
         let Some(mut pending) = self.pending.remove(&id.0) else {
             return Err(UsageError::UnknownRequest);
@@ -904,6 +917,7 @@ impl SharedLimiter {
     /// Forget a request whose caller went away; its reply, if it comes, is an unknown id.
     /// The store may have admitted it: nothing is given back (never resend, never undo).
     pub fn abandon(&mut self, id: RequestId, now: Instant) {
+        absent!(self.config);
         let now = self.clock.observe(now);
         if let Some(p) = self.pending.remove(&id.0) {
             if let Some(permit) = p.permit {
@@ -921,6 +935,7 @@ impl SharedLimiter {
     /// Counters and gauges.
     #[must_use]
     pub fn metrics(&self) -> StoreMetrics {
+        absent!(self.config);
         StoreMetrics {
             store_state: self.store.state(),
             ..self.metrics
@@ -957,6 +972,7 @@ impl SharedLimiter {
     }
 
     fn fallback(&mut self, descriptor: &str, now: Instant, cost: u64) -> RateDecision {
+        absent!(self.config);
         let decision = match self.config.on_unavailable {
             OnUnavailable::Allow => RateDecision::Allowed,
             OnUnavailable::Deny => RateDecision::Denied { retry_after: None },
@@ -1016,6 +1032,7 @@ impl SharedLimiter {
         cost: u64,
         max_wait: u64,
     ) -> StoreRequest {
+        absent!(self.config);
         let n = self.params.len();
         let tag = format!(
             "{}:{{rl:{}:{}}}",
@@ -1063,6 +1080,7 @@ impl SharedLimiter {
     /// conformance tests that replay vectors through a real store: in production the store's
     /// clock is the one clock of the fleet.
     pub fn use_host_clock(&mut self, on: bool) {
+        absent!(self.config);
         self.host_clock = on;
     }
 }
