@@ -37,6 +37,8 @@ export interface PipelineOptions extends PolicyOptions {
    * maxRetriesPerRequest: 0}`), node-redis client (`{disableOfflineQueue: true}`), a
    * `RedisStore` (tripwire/redis), or any `{run(request)}`. Without it, a store request is
    * "unavailable" and `store.onUnavailable` decides (`local`: rate/N, `allow`, `deny`).
+   * Node only: the browser module (the `browser` and `default` export conditions) has no store,
+   * and throws an `Error` with code `ERR_TRIPWIRE_NO_STORE` when given one.
    * Store timeouts run on the real clock (`performance.now()`), whatever `clock` is.
    */
   store?: RedisClient | Store;

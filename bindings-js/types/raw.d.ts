@@ -40,7 +40,8 @@ export interface SharedDecision {
  * The core's shared rate limiter, for hosts that drive the store themselves:
  * `new SharedLimiter({rateLimit, store, keyed?}, {seed})`. `check` answers a decision or the
  * id of a request to run once (`request(id)`, e.g. through a RedisStore) and answer
- * (`reply(id, reply, now)`). Times are ms on the caller's clock.
+ * (`reply(id, reply, now)`). Times are ms on the caller's clock. Node only: in the browser
+ * module the constructor throws an `Error` with code `ERR_TRIPWIRE_NO_STORE`.
  */
 export declare class SharedLimiter {
   constructor(config: Config, options?: { seed?: number });
