@@ -5,10 +5,12 @@
 // (user + system, all threads: GC included) per call, which other work on a shared machine
 // does not inflate; wall-clock figures are printed beside it. Prints figures; asserts nothing.
 //
-//   node bench/bench.mjs [--calls N] [--rounds R] [--json] [--baseline DIR]
+//   node bench/bench.mjs [--calls N] [--rounds R] [--json] [--baseline DIR [--label NAME]]
 //
 // --baseline DIR: also time another build of this package (a copy of an earlier `dist/`, e.g.
 // `cp -r dist /tmp/before`), side by side in the same process: before/after figures in one run.
+// Its rows are named NAME ("baseline" by default; `bench-js.sh --browser` times the browser
+// module this way, under the name "browser module").
 import { CircuitBreaker, Pipeline } from 'tripwire';
 import * as cockatiel from 'cockatiel';
 import Opossum from 'opossum';
@@ -21,6 +23,9 @@ const CALLS = arg('--calls', 200_000);
 const ROUNDS = arg('--rounds', 7);
 const baselineAt = process.argv.indexOf('--baseline');
 const baseline = baselineAt >= 0 ? await import(new URL(`file://${process.argv[baselineAt + 1]}/node/index.mjs`).href) : null;
+const labelAt = process.argv.indexOf('--label');
+const label = labelAt >= 0 ? process.argv[labelAt + 1] : 'baseline';
+const note = label === 'baseline' ? '(before)' : `(${label})`;
 
 const fn = async () => 1;
 
@@ -48,8 +53,8 @@ const scenarios = {
 const baselineBreaker = baseline && new baseline.CircuitBreaker({});
 const baselineFull = baseline && new baseline.Pipeline({ circuitBreaker: {}, retry: {}, timeout: { perAttempt: '5s' } });
 if (baseline) {
-  scenarios['baseline CircuitBreaker'] = () => baselineBreaker.execute(fn);
-  scenarios['baseline Pipeline breaker+retry+timeout'] = () => baselineFull.execute(fn);
+  scenarios[`${label} CircuitBreaker`] = () => baselineBreaker.execute(fn);
+  scenarios[`${label} Pipeline breaker+retry+timeout`] = () => baselineFull.execute(fn);
 }
 
 async function time(run) {
@@ -90,8 +95,8 @@ const ratios = [
 ];
 if (baseline) {
   ratios.push(
-    ['baseline breaker / cockatiel breaker', ratio('baseline CircuitBreaker', 'cockatiel circuitBreaker'), '(before)'],
-    ['baseline breaker+retry+timeout / opossum breaker', ratio('baseline Pipeline breaker+retry+timeout', 'opossum breaker (defaults)'), '(before)'],
+    [`${label} breaker / cockatiel breaker`, ratio(`${label} CircuitBreaker`, 'cockatiel circuitBreaker'), note],
+    [`${label} breaker+retry+timeout / opossum breaker`, ratio(`${label} Pipeline breaker+retry+timeout`, 'opossum breaker (defaults)'), note],
   );
 }
 

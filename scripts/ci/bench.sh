@@ -13,7 +13,7 @@ for lang in js python c; do
   if [ -f "scripts/ci/bench-$lang.sh" ]; then
     echo
     echo "==> $lang binding vs its peers"
-    bash "scripts/ci/bench-$lang.sh"
+    if [ "$lang" = js ]; then bash scripts/ci/bench-js.sh --browser; else bash "scripts/ci/bench-$lang.sh"; fi
   fi
 done
 
