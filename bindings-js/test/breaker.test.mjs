@@ -1,5 +1,5 @@
 // CircuitBreaker, RateLimiter, KeyedRateLimiter and Bulkhead as standalone policies.
-import { test } from 'node:test';
+import { test, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   CircuitBreaker,
@@ -135,10 +135,11 @@ async function countingClockReads(run) {
   const perf = globalThis.performance;
   const original = perf.now;
   let reads = 0;
-  perf.now = function now() {
+  // mock.method, not an assignment: Node 18's performance.now is read-only.
+  const counting = mock.method(perf, 'now', function now() {
     reads++;
     return original.call(perf);
-  };
+  });
   try {
     await run(() => {
       const n = reads;
@@ -146,7 +147,7 @@ async function countingClockReads(run) {
       return n;
     });
   } finally {
-    perf.now = original;
+    counting.mock.restore();
   }
 }
 

@@ -1,5 +1,5 @@
 // Pipeline.execute as users write it: await, instanceof, codes, events, fake clock, abort.
-import { test } from 'node:test';
+import { test, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   Pipeline,
@@ -660,10 +660,11 @@ test('a success the core can report untimed reads the clock once per call; failu
   const perf = globalThis.performance;
   const original = perf.now;
   let reads = 0;
-  perf.now = function now() {
+  // mock.method, not an assignment: Node 18's performance.now is read-only.
+  const counting = mock.method(perf, 'now', function now() {
     reads++;
     return original.call(perf);
-  };
+  });
   try {
     const p = new Pipeline({ circuitBreaker: {}, retry: { maxRetries: 1, backoff: { type: 'constant', base: 1 } }, timeout: { perAttempt: '5s' } });
     await p.execute(async () => 0); // arms the pipeline's deadline timer (a clock read)
@@ -687,6 +688,6 @@ test('a success the core can report untimed reads the clock once per call; failu
     p.dispose();
     rate.dispose();
   } finally {
-    perf.now = original;
+    counting.mock.restore();
   }
 });

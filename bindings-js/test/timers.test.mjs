@@ -10,6 +10,15 @@ async function settle() {
   for (let i = 0; i < 50; i++) await undefined;
 }
 
+// Node 20 takes `{apis}`, Node 18 (its experimental mock timers) an array of names.
+function enableMockTimeouts(t) {
+  try {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+  } catch {
+    t.mock.timers.enable(['setTimeout']);
+  }
+}
+
 test('node:test mock timers drive backoff sleeps and attempt timeouts of the system clock', async (t) => {
   const p = new Pipeline({
     retry: { maxRetries: 1, backoff: { type: 'constant', base: 1000, jitter: 'none' } },
@@ -17,7 +26,7 @@ test('node:test mock timers drive backoff sleeps and attempt timeouts of the sys
   });
   let now = 1_000_000;
   t.mock.method(performance, 'now', () => now);
-  t.mock.timers.enable({ apis: ['setTimeout'] });
+  enableMockTimeouts(t);
   const advance = async (ms) => {
     now += ms;
     t.mock.timers.tick(ms);
@@ -82,7 +91,7 @@ test('FakeClock: sleeps resolve in time order as time advances; aborts reject', 
 });
 
 test('sleeps longer than setTimeout allows are clamped, not fired at once', async (t) => {
-  t.mock.timers.enable({ apis: ['setTimeout'] });
+  enableMockTimeouts(t);
   let done = false;
   systemClock.sleep(2 ** 40).then(() => (done = true));
   t.mock.timers.tick(1000);
