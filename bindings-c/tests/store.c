@@ -530,12 +530,14 @@ static tw_outcome fail_attempt(void *ctx, tw_attempt *a) {
 /* The shared breaker through tw_pipeline_execute on the store's clock: A trips (2 failures) and
  * votes; with quorum 1 the fleet opens, and B adopts the open at its first sync without having
  * failed once. The share metrics, typed and JSON, count it; a breaker that is not shared has
- * none. */
+ * none. The store timeout is generous: under valgrind on a busy machine a round trip can
+ * pass the default 25 ms, and a timed-out request counts as failed. */
 static void test_shared_breaker(void) {
   client cl = client_new();
   const char *fmt =
       "{\"circuitBreaker\": {\"trip\": {\"consecutiveFailures\": 2}, \"openDuration\": \"30s\", "
-      "\"share\": {\"mode\": \"signal\", \"quorum\": 1, \"flush\": \"10s\"}}, \"store\": {\"key\": \"fleet%d\"}}";
+      "\"share\": {\"mode\": \"signal\", \"quorum\": 1, \"flush\": \"10s\"}}, "
+      "\"store\": {\"key\": \"fleet%d\", \"timeout\": \"2s\"}}";
   tw_pipeline *a = pipeline(fmt, &cl), *b = pipeline(fmt, &cl);
   tw_failure f;
   CHECK(tw_pipeline_execute_ex(a, fail_attempt, NULL, TW_NO_DEADLINE, &f, NULL) == TW_STATUS_FAILURE, "A fails once");
