@@ -118,9 +118,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ));
         }
         let (num, tail) = rest.split_at(num_len);
-        let value: f64 = num
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}: {num:?} is not a number"))?;
+        // As `num.parse::<f64>()` would, without linking `core`'s float parser (decimal.rs).
+        let value = crate::decimal::parse(num)
+            .ok_or_else(|| format!("invalid duration {text:?}: {num:?} is not a number"))?;
         let unit_len = tail
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(tail.len());

@@ -1,0 +1,440 @@
+//! Plain decimal numbers (`"1.5"`, `"250"`, `".25"`) to the nearest `f64`, as `str::parse`
+//! gives them, without `core`'s float parser: its Eisel–Lemire table alone is 10 KB of
+//! incompressible data (8.7 KB of the npm package's gzipped browser module), and durations are
+//! the only floats the core parses from text.
+//!
+//! Exact for every input, by two paths: Clinger's fast path (at most 19 significant digits
+//! that fit in 53 bits, scaled by an exactly representable power of ten: one correctly
+//! rounded operation), and otherwise exact big-integer arithmetic — the value is
+//! `digits × 10^exp`, divided out bit by bit to 65 quotient bits plus a sticky remainder, then
+//! rounded to nearest, ties to even, subnormals included. Work is bounded whatever the input's
+//! length: digits past the 800th significant one only set the sticky bit (767 digits decide
+//! any halfway case of an `f64`), and values below 10^-343 or above 10^310 are 0 and infinity.
+//! Tested bit for bit against `str::parse` (see the tests below).
+
+/// `text` as the nearest `f64`: ASCII digits with at most one `.` and at least one digit (no
+/// sign, no exponent); `None` for anything else, where `str::parse::<f64>` errs too.
+pub(crate) fn parse(text: &str) -> Option<f64> {
+    let mut digits: Vec<u8> = Vec::new(); // significant digits, at most MAX_DIGITS
+    let mut seen_digit = false;
+    let mut seen_dot = false;
+    let mut truncated = false; // a nonzero digit past MAX_DIGITS
+                               // The decimal exponent of the last kept digit: value = digits × 10^exp (± the truncation).
+    let mut exp: i64 = 0;
+    for b in text.bytes() {
+        match b {
+            b'.' if !seen_dot => seen_dot = true,
+            b'0'..=b'9' => {
+                seen_digit = true;
+                let d = b - b'0';
+                if digits.is_empty() && d == 0 {
+                    if seen_dot {
+                        exp -= 1; // a leading zero after the point
+                    }
+                } else if digits.len() < MAX_DIGITS {
+                    digits.push(d);
+                    if seen_dot {
+                        exp -= 1;
+                    }
+                } else {
+                    truncated |= d != 0;
+                    if !seen_dot {
+                        exp += 1; // an integer digit dropped: the kept ones are worth 10× more
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    if !seen_digit {
+        return None;
+    }
+    while digits.last() == Some(&0) {
+        digits.pop();
+        exp += 1;
+    }
+    if digits.is_empty() {
+        return Some(0.0);
+    }
+    // The decimal exponent of the leading digit bounds the value within a factor of 10.
+    let lead = exp + digits.len() as i64 - 1;
+    if lead < -343 {
+        return Some(0.0); // < 10^-343: far below half the smallest subnormal (4.9e-324)
+    }
+    if lead > 309 {
+        return Some(f64::INFINITY); // >= 10^310 > f64::MAX
+    }
+    if !truncated && digits.len() <= 19 {
+        let w = digits.iter().fold(0_u64, |w, d| w * 10 + u64::from(*d));
+        if w <= 1 << 53 && (-22..=22).contains(&exp) {
+            let p = POW10[exp.unsigned_abs() as usize];
+            return Some(if exp < 0 { w as f64 / p } else { w as f64 * p });
+        }
+    }
+    Some(exact(&digits, exp, truncated))
+}
+
+/// Significant digits kept; the rest only set the sticky bit.
+const MAX_DIGITS: usize = 800;
+
+/// 10^0 ..= 10^22: every one exactly representable in an `f64`.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// `digits × 10^exp` (a little more when `truncated`), correctly rounded: big integers.
+fn exact(digits: &[u8], exp: i64, truncated: bool) -> f64 {
+    let num = Big::from_digits(digits);
+    // Scale so that the quotient num·2^s / den has 65 bits, q in [2^64, 2^65): from the bit
+    // lengths it has 64 or 65, and one more shift settles it.
+    let (mut num_bits, mut den_bits) = (num.bits(), 1);
+    if exp >= 0 {
+        num_bits = Big::scaled(&num, exp, 0).bits();
+    } else {
+        den_bits = Big::scaled(&Big::one(), -exp, 0).bits();
+    }
+    let mut s = 64 + i64::from(den_bits) - i64::from(num_bits);
+    let (mut q, mut rem) = quotient(&num, exp, s);
+    if q >> 64 == 0 {
+        s += 1;
+        (q, rem) = quotient(&num, exp, s);
+    }
+    round(q, s, rem || truncated)
+}
+
+/// `floor(num · 10^exp · 2^s)` when it is below 2^65, and whether anything is left over.
+fn quotient(num: &Big, exp: i64, s: i64) -> (u128, bool) {
+    let n = Big::scaled(num, exp.max(0), s.max(0));
+    let d = Big::scaled(&Big::one(), (-exp).max(0), (-s).max(0));
+    n.div_65(&d)
+}
+
+/// `q · 2^-s` (plus a little when `sticky`), q in [2^64, 2^65), to the nearest `f64`.
+fn round(q: u128, s: i64, sticky: bool) -> f64 {
+    debug_assert!(q >> 64 == 1);
+    // The value is in [2^(64-s), 2^(65-s)): its leading bit's exponent.
+    let e_lead = 64 - s;
+    // Bits of precision available there: 53 for normal numbers, fewer for subnormals.
+    let precision = if e_lead >= -1022 {
+        53
+    } else {
+        53 - (-1022 - e_lead)
+    };
+    if precision <= 0 {
+        // Below half the smallest subnormal, or exactly half of it (ties to even: 0) unless
+        // there is more.
+        if precision == 0 {
+            // The value is in [2^-1075, 2^-1074): above half of 2^-1074 rounds up.
+            let above_half = q > 1 << 64 || sticky;
+            return if above_half { f64::from_bits(1) } else { 0.0 };
+        }
+        return 0.0;
+    }
+    let drop = 65 - precision as u32; // bits of q below the kept ones
+    let mut m = (q >> drop) as u64;
+    let rest = q & ((1_u128 << drop) - 1);
+    let half = 1_u128 << (drop - 1);
+    if rest > half || (rest == half && (sticky || m & 1 == 1)) {
+        m += 1;
+    }
+    // The kept bits' weight: m · 2^(e_lead - precision + 1).
+    let mut e = e_lead - precision + 1;
+    if m == 1 << precision {
+        // Rounding carried into a new bit.
+        m >>= 1;
+        e += 1;
+    }
+    compose(m, e)
+}
+
+/// `m · 2^e` as an `f64`, exactly (m < 2^53, and a subnormal's m already cut to fit), or
+/// infinity past the largest.
+fn compose(m: u64, e: i64) -> f64 {
+    if m == 0 {
+        return 0.0;
+    }
+    let bits = 64 - i64::from(m.leading_zeros()); // 1..=53
+    let e_lead = e + bits - 1;
+    if e_lead > 1023 {
+        return f64::INFINITY;
+    }
+    if e_lead >= -1022 {
+        // Normal: shift m to 53 bits with the leading one implicit.
+        let m53 = m << (53 - bits);
+        let biased = (e_lead + 1023) as u64;
+        f64::from_bits((biased << 52) | (m53 & ((1 << 52) - 1)))
+    } else {
+        // Subnormal: m · 2^e = (m · 2^(e + 1074)) · 2^-1074, and e + 1074 >= 0 here.
+        f64::from_bits(m << (e + 1074))
+    }
+}
+
+/// A non-negative big integer, little-endian 32-bit limbs.
+struct Big(Vec<u32>);
+
+impl Big {
+    fn one() -> Big {
+        Big(vec![1])
+    }
+
+    fn from_digits(digits: &[u8]) -> Big {
+        let mut b = Big(vec![0]);
+        for chunk in digits.chunks(9) {
+            let mut v = 0_u32;
+            let mut scale = 1_u32;
+            for d in chunk {
+                v = v * 10 + u32::from(*d);
+                scale *= 10;
+            }
+            b.mul_add(scale, v);
+        }
+        b
+    }
+
+    fn mul_add(&mut self, m: u32, a: u32) {
+        let mut carry = u64::from(a);
+        for limb in &mut self.0 {
+            let v = u64::from(*limb) * u64::from(m) + carry;
+            *limb = v as u32;
+            carry = v >> 32;
+        }
+        if carry > 0 {
+            self.0.push(carry as u32);
+        }
+    }
+
+    /// `b · 10^pow10 · 2^pow2`.
+    fn scaled(b: &Big, pow10: i64, pow2: i64) -> Big {
+        let mut r = Big(b.0.clone());
+        r.mul_pow10(pow10 as u32);
+        r.shl(pow2 as u32);
+        r
+    }
+
+    fn mul_pow10(&mut self, mut n: u32) {
+        while n >= 9 {
+            self.mul_add(1_000_000_000, 0);
+            n -= 9;
+        }
+        if n > 0 {
+            self.mul_add(10_u32.pow(n), 0);
+        }
+    }
+
+    fn bits(&self) -> u32 {
+        let top = self.0.iter().rposition(|l| *l != 0).unwrap_or(0);
+        top as u32 * 32 + (32 - self.0[top].leading_zeros())
+    }
+
+    fn shl(&mut self, n: u32) {
+        let (limbs, bits) = ((n / 32) as usize, n % 32);
+        if bits > 0 {
+            let mut carry = 0_u32;
+            for limb in &mut self.0 {
+                let v = (*limb << bits) | carry;
+                carry = *limb >> (32 - bits);
+                *limb = v;
+            }
+            if carry > 0 {
+                self.0.push(carry);
+            }
+        }
+        if limbs > 0 {
+            self.0.splice(0..0, core::iter::repeat_n(0, limbs));
+        }
+    }
+
+    fn cmp_shifted(&self, other: &Big, shift: u32) -> core::cmp::Ordering {
+        let mut o = Big(other.0.clone());
+        o.shl(shift);
+        self.cmp(&o)
+    }
+
+    fn cmp(&self, other: &Big) -> core::cmp::Ordering {
+        let len = self.0.len().max(other.0.len());
+        for i in (0..len).rev() {
+            let a = self.0.get(i).copied().unwrap_or(0);
+            let b = other.0.get(i).copied().unwrap_or(0);
+            if a != b {
+                return a.cmp(&b);
+            }
+        }
+        core::cmp::Ordering::Equal
+    }
+
+    fn sub_shifted(&mut self, other: &Big, shift: u32) {
+        let mut o = Big(other.0.clone());
+        o.shl(shift);
+        let mut borrow = 0_i64;
+        for i in 0..self.0.len() {
+            let v = i64::from(self.0[i]) - i64::from(o.0.get(i).copied().unwrap_or(0)) - borrow;
+            borrow = i64::from(v < 0);
+            self.0[i] = (v + (borrow << 32)) as u32;
+        }
+        debug_assert_eq!(borrow, 0);
+    }
+
+    fn is_zero(&self) -> bool {
+        self.0.iter().all(|l| *l == 0)
+    }
+
+    /// `self / den` when it is below 2^65 (by shift and subtract), and whether a remainder is
+    /// left. Consumes `self` as the remainder.
+    fn div_65(mut self, den: &Big) -> (u128, bool) {
+        let mut q = 0_u128;
+        for i in (0..=64).rev() {
+            if self.cmp_shifted(den, i) != core::cmp::Ordering::Less {
+                self.sub_shifted(den, i);
+                q |= 1 << i;
+            }
+        }
+        (q, !self.is_zero())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    /// xorshift64*: deterministic inputs.
+    struct Rand(u64);
+    impl Rand {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        /// `min` to `min + span - 1` random digits.
+        fn some_digits(&mut self, min: u64, span: u64) -> String {
+            let n = min + self.below(span);
+            self.digits(n as usize)
+        }
+        fn digits(&mut self, n: usize) -> String {
+            (0..n)
+                .map(|_| char::from(b'0' + self.below(10) as u8))
+                .collect()
+        }
+    }
+
+    #[track_caller]
+    fn same(text: &str) {
+        let want = text.parse::<f64>().ok();
+        let got = parse(text);
+        assert_eq!(
+            got.map(f64::to_bits),
+            want.map(f64::to_bits),
+            "{text:?}: got {got:?}, std {want:?}"
+        );
+    }
+
+    #[test]
+    fn accepts_and_refuses_what_str_parse_does() {
+        // Everything a duration's number can be (digits and dots): as `str::parse`.
+        for t in [
+            "0", "00", "0.", ".0", "5", "5.", ".5", "1.5", "007.250", "", ".", "..", "1..5",
+            "1.2.3", "..5", "5..",
+        ] {
+            same(t);
+        }
+        // Signs, exponents and names never reach it (the duration parser splits on the first
+        // character that is not a digit or a dot); they are refused rather than parsed.
+        for t in ["-1", "+1", "1e3", "inf", "NaN", " 1", "1 ", "1_000", "١"] {
+            assert_eq!(parse(t), None, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn equals_str_parse_on_short_decimals() {
+        let mut r = Rand(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..100_000 {
+            let int = r.some_digits(0, 12);
+            let frac = r.some_digits(0, 14);
+            let text = match r.below(4) {
+                0 => int,
+                1 => format!("{int}.{frac}"),
+                2 => format!(".{frac}"),
+                _ => format!("{int}."),
+            };
+            same(&text);
+        }
+    }
+
+    #[test]
+    fn equals_str_parse_on_long_and_extreme_decimals() {
+        let mut r = Rand(0xD1B5_4A32_D192_ED03);
+        for _ in 0..20_000 {
+            let text = match r.below(6) {
+                // 17 to 40 significant digits: past the fast path.
+                0 => format!("{}.{}", r.some_digits(1, 20), r.some_digits(0, 25)),
+                // Tiny: the subnormal range and below it.
+                1 => format!(
+                    "0.{}{}",
+                    "0".repeat(290 + r.below(60) as usize),
+                    r.some_digits(1, 30)
+                ),
+                // Huge: around f64::MAX.
+                2 => format!("{}{}", 1 + r.below(9), r.some_digits(300, 15)),
+                // Past the 800 kept digits, in the integer part and in the fraction.
+                3 => format!("{}.{}", r.some_digits(1, 5), r.some_digits(780, 60)),
+                4 => format!("{}{}", 1 + r.below(9), r.some_digits(790, 20)),
+                // Many leading and trailing zeros.
+                _ => format!(
+                    "{}{}.{}{}",
+                    "0".repeat(r.below(400) as usize),
+                    r.some_digits(0, 6),
+                    r.some_digits(0, 6),
+                    "0".repeat(r.below(900) as usize)
+                ),
+            };
+            same(&text);
+        }
+    }
+
+    #[test]
+    fn rounds_halfway_cases_to_even_as_str_parse_does() {
+        let mut r = Rand(0xA076_1D64_78BD_642F);
+        for _ in 0..20_000 {
+            // An odd 54-bit m: m·2^k lies halfway between two neighbouring f64s when m has 54 bits.
+            let m = u128::from((r.next() >> 10) | (1 << 53) | 1);
+            let k = r.below(70) as u32;
+            let mid = m << k;
+            same(&mid.to_string());
+            same(&(mid - 1).to_string());
+            same(&(mid + 1).to_string());
+            same(&format!("{mid}.000"));
+            same(&format!("{mid}.{}1", "0".repeat(r.below(900) as usize)));
+            // (m / 2^n) exactly, in decimal: m·5^n with the point n places from the right.
+            let n = 1 + r.below(10) as u32;
+            let digits = (m * 5_u128.pow(n)).to_string();
+            let (int, frac) = digits.split_at(digits.len() - n as usize);
+            same(&format!("{int}.{frac}"));
+            same(&format!(
+                "{int}.{frac}{}1",
+                "0".repeat(r.below(50) as usize)
+            ));
+        }
+        for t in [
+            "9007199254740993",
+            "9007199254740995",
+            "179769313486231580793728971405303415079934132710037826936173778980444968292764750946649017977587207096330286416692887910946555547851940402630657488671505820681908902000708383676273854845817711531764475730270069855571366959622842914819860834936475292719074168444365510704342711559699508093042880177904174497791.9999999999999999999999999999999999999999999999999999999999999999999999",
+            "179769313486231580793728971405303415079934132710037826936173778980444968292764750946649017977587207096330286416692887910946555547851940402630657488671505820681908902000708383676273854845817711531764475730270069855571366959622842914819860834936475292719074168444365510704342711559699508093042880177904174497792",
+        ] {
+            same(t);
+        }
+        // The smallest subnormal, half of it (a tie: 0), and just above half.
+        let half = format!("0.{}", "0".repeat(323));
+        same(&format!("{half}4940656458412465441765687928682213723651"));
+        same(&format!("{half}2470328229206232720882538009"));
+        same(&format!(
+            "{half}24703282292062327208828439643411068618252990130716238221279284125033775363510437593264991818081799618989828234772285886546332835517796989819938739800539093906315035659515570226392290858392449105184435931802849936536152500319370457678249219365623669863658480757001585769269903706311928279558551332927834338409351978015531246597263579574622766465272827220056374006485499977096599470454020828166226237857393450736339007967761930577506740176324673600968951340535537458516661134223766678604162159680461914467291840300530057530849048765391711386591646239524912623653881879636239373280423891018672348497668235089863388587925628302755995657524455507255189313690836254779186948667994968324049705821028513185451396213837722826145437693412532098591327667236328125"
+        ));
+        same(&format!(
+            "{half}24703282292062327208828439643411068618252990130716238221279284125033775363510437593264991818081799618989828234772285886546332835517796989819938739800539093906315035659515570226392290858392449105184435931802849936536152500319370457678249219365623669863658480757001585769269903706311928279558551332927834338409351978015531246597263579574622766465272827220056374006485499977096599470454020828166226237857393450736339007967761930577506740176324673600968951340535537458516661134223766678604162159680461914467291840300530057530849048765391711386591646239524912623653881879636239373280423891018672348497668235089863388587925628302755995657524455507255189313690836254779186948667994968324049705821028513185451396213837722826145437693412532098591327667236328125000000001"
+        ));
+    }
+}
