@@ -1796,9 +1796,21 @@ impl Pipeline {
         Ok(())
     }
 
-    /// The next parked call whose bulkhead slot was granted: poll it now.
+    /// The next parked call whose bulkhead slot was granted: poll it now. A wake whose call
+    /// has since ended (cancelled, or failed by a timeout) or been polled already is skipped,
+    /// so a host that drains the queue late is never named a stale call.
     pub fn poll_wake(&mut self) -> Option<CallId> {
-        self.wakes.pop_front()
+        while let Some(call) = self.wakes.pop_front() {
+            let waiting = self.calls.get(call.index as usize).is_some_and(|c| {
+                c.live
+                    && c.generation == call.generation
+                    && matches!(c.phase, Phase::Park { granted: true, .. })
+            });
+            if waiting {
+                return Some(call);
+            }
+        }
+        None
     }
 
     /// The next event, oldest first.

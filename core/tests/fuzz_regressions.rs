@@ -127,6 +127,43 @@ fn a_pipeline_call_parked_at_the_end_of_time_is_woken() {
     assert!(matches!(p.poll(b, now).unwrap(), Step::Attempt { .. }));
 }
 
+/// A host that drains the wake queue late is not named a call that ended, or was polled,
+/// since its wake (found in review: the C binding had filtered these itself).
+#[test]
+fn a_wake_drained_late_names_only_a_call_still_waiting() {
+    use tripwire_core::pipeline::{Pipeline, Report, Step};
+    let mut p =
+        Pipeline::from_json(r#"{"bulkhead": {"maxConcurrent": 1, "maxQueue": 2}}"#, 1).unwrap();
+    let now = Instant::from_nanos(1_000_000);
+    let park = |p: &mut Pipeline| {
+        let c = p.begin(now, None);
+        assert!(matches!(p.poll(c, now).unwrap(), Step::Park { .. }));
+        c
+    };
+    // Woken, then cancelled before the host drained the queue.
+    let a = p.begin(now, None);
+    assert!(matches!(p.poll(a, now).unwrap(), Step::Attempt { .. }));
+    let b = park(&mut p);
+    p.report(a, Report::SUCCESS, now).unwrap();
+    assert!(matches!(p.poll(a, now).unwrap(), Step::Done { .. }));
+    p.cancel(b, now).unwrap();
+    assert_eq!(p.poll_wake(), None, "b ended after its wake");
+    // Woken, then polled (it proceeds) before the host drained the queue.
+    let c = p.begin(now, None);
+    assert!(matches!(p.poll(c, now).unwrap(), Step::Attempt { .. }));
+    let d = park(&mut p);
+    p.report(c, Report::SUCCESS, now).unwrap();
+    assert!(matches!(p.poll(c, now).unwrap(), Step::Done { .. }));
+    assert!(matches!(p.poll(d, now).unwrap(), Step::Attempt { .. }));
+    assert_eq!(p.poll_wake(), None, "d was polled since its wake");
+    // And one still waiting is named.
+    let e = park(&mut p);
+    p.report(d, Report::SUCCESS, now).unwrap();
+    assert!(matches!(p.poll(d, now).unwrap(), Step::Done { .. }));
+    assert_eq!(p.poll_wake(), Some(e));
+    assert_eq!(p.poll_wake(), None);
+}
+
 /// Found by `pipeline`: a call begun before a reconfiguration added a retry policy has no retry
 /// state; the pipeline then panicked ("retry state exists with a retry policy") when the call
 /// reached its attempt. Such a call is now simply not retried.
