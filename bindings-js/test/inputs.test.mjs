@@ -160,7 +160,7 @@ test('the raw API reads any JS value as the serde-wasm-bindgen route did, texts 
     [new Uint8Array(2), 'not a config value: Error: invalid type: byte array, expected any valid JSON value'],
     [new Set([1]), 'not a config value: Error: invalid type: JsValue(Set), expected any valid JSON value'],
     [vm.runInContext('[{"rate": "5/s"}]', ctx), null],
-    [{ timeout: ['1s'] }, null],
+    [{ timeout: ['1s'] }, 'timeout: invalid type: sequence, expected struct TimeoutConfig'],
     [{ zeta: 1, Alpha: 2 }, 'Alpha: unknown field `Alpha`, expected one of `rateLimit`, `bulkhead`, `circuitBreaker`, `retry`, `timeout`, `fallback`, `order`, `seed`, `keyed`, `store`'],
     [{ retry: { maxRetries: 1e300 } }, 'retry.maxRetries: invalid type: floating point `1e+300`, expected u32'],
     [{ retry: { maxRetries: 1658206780088562.25 } }, 'retry.maxRetries: invalid type: floating point `1658206780088562.2`, expected u32'],

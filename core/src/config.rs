@@ -25,23 +25,20 @@ pub fn from_json_str<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> 
 
 /// Deserialize an already-parsed JSON value into `T`, naming the field path of the first problem.
 pub fn from_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ConfigError> {
-    from_deserializer(value)
+    crate::tree::deserialize(crate::tree::Node::from(value))
 }
 
-/// Deserialize `T` from any serde deserializer (a JS object through `serde-wasm-bindgen`, a
-/// Python dict...), naming the field path of the first problem. Bindings use this to skip a
-/// JSON text round trip.
+/// Deserialize `T` from any serde deserializer (a Python dict, a YAML document...): read into
+/// a JSON value, then as [`from_json_value`] (the one config deserializer every binding uses).
 pub fn from_deserializer<'de, T, D>(deserializer: D) -> Result<T, ConfigError>
 where
-    T: Deserialize<'de>,
+    T: DeserializeOwned,
     D: Deserializer<'de>,
     D::Error: fmt::Display,
 {
-    serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        ConfigError::new(path, e.into_inner().to_string())
-    })
+    let value = serde_json::Value::deserialize(deserializer)
+        .map_err(|e| ConfigError::new("", e.to_string()))?;
+    from_json_value(value)
 }
 
 /// A duration from a config file, in nanoseconds.

@@ -72,6 +72,7 @@ pub mod rng;
 pub mod share;
 pub mod store;
 pub mod time;
+pub mod tree;
 mod window;
 
 pub use breaker::{

@@ -70,7 +70,7 @@ fn parse<T: DeserializeOwned>(value: &JsValue) -> Result<T, ConfigError> {
         // JS cannot express in JSON is refused before any field), then deserialize.
         let node = tree::from_js(value)
             .map_err(|e| ConfigError::new("", format!("not a config value: {e}")))?;
-        tree::deserialize(node)
+        tripwire_core::tree::deserialize(node)
     }
 }
 

@@ -1,0 +1,1168 @@
+//! Configs from a JSON-like tree: one small deserializer that every binding's config goes
+//! through (JSON text parsed by `serde_json`, a JS object read by the npm package's glue),
+//! naming the field path of the first problem. The config types' derived code is instantiated
+//! for this one deserializer only.
+//!
+//! It mirrors `serde_json::Value`'s deserializer (same visitor calls; the errors *are*
+//! `serde_json::Error`s, so the texts are serde_json's) and names paths as
+//! `serde_path_to_error` does (`a.b[2].c`), with one deliberate difference: a struct written
+//! as an array (`"timeout": ["1s", "5s"]`, which serde_json maps onto the fields in
+//! declaration order) is refused — `invalid type: sequence, expected struct TimeoutConfig` —
+//! as no one means that. `tests` below replays every vector config and thousands of
+//! mutations through this route and through `serde_json::Value` + `serde_path_to_error`.
+
+use core::fmt;
+
+use serde::de::value::StrDeserializer;
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess,
+    Unexpected, VariantAccess, Visitor,
+};
+
+use crate::error::ConfigError;
+
+/// A JSON-like value, as `serde_json::Value` holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Node {
+    /// `null` (also `undefined`, `NaN` and the infinities).
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// An integer >= 0.
+    PosInt(u64),
+    /// An integer < 0.
+    NegInt(i64),
+    /// Any other finite number.
+    Float(f64),
+    /// A string.
+    Str(String),
+    /// An array.
+    Seq(Vec<Node>),
+    /// An object, sorted by key (keys unique).
+    Map(Vec<(String, Node)>),
+}
+
+impl Node {
+    /// An integer as serde_json's `Number::from(i64)`.
+    pub fn int(n: i64) -> Node {
+        u64::try_from(n).map_or(Node::NegInt(n), Node::PosInt)
+    }
+
+    /// An object from its entries in any order (keys unique), sorted as a `BTreeMap`.
+    pub fn map(mut entries: Vec<(String, Node)>) -> Node {
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Node::Map(entries)
+    }
+
+    fn unexpected(&self) -> Unexpected<'_> {
+        match self {
+            Node::Null => Unexpected::Unit,
+            Node::Bool(b) => Unexpected::Bool(*b),
+            Node::PosInt(n) => Unexpected::Unsigned(*n),
+            Node::NegInt(n) => Unexpected::Signed(*n),
+            Node::Float(f) => Unexpected::Float(*f),
+            Node::Str(s) => Unexpected::Str(s),
+            Node::Seq(_) => Unexpected::Seq,
+            Node::Map(_) => Unexpected::Map,
+        }
+    }
+}
+
+impl From<serde_json::Value> for Node {
+    /// The same value: integers as serde_json classes them, objects in key order.
+    fn from(value: serde_json::Value) -> Node {
+        use serde_json::Value;
+        match value {
+            Value::Null => Node::Null,
+            Value::Bool(b) => Node::Bool(b),
+            Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                (Some(u), _, _) => Node::PosInt(u),
+                (None, Some(i), _) => Node::NegInt(i),
+                (None, None, Some(f)) => Node::Float(f),
+                // Not reachable without serde_json's arbitrary_precision feature.
+                (None, None, None) => Node::Null,
+            },
+            Value::String(s) => Node::Str(s),
+            Value::Array(items) => Node::Seq(items.into_iter().map(Node::from).collect()),
+            // A serde_json Map (without preserve_order) is a BTreeMap: already in key order.
+            Value::Object(m) => Node::Map(m.into_iter().map(|(k, v)| (k, Node::from(v))).collect()),
+        }
+    }
+}
+
+/// Deserialize `T` from `node`, naming the field path of the first problem (as the core's
+/// `config::from_json_value` does for the same JSON).
+pub fn deserialize<T: DeserializeOwned>(node: Node) -> Result<T, ConfigError> {
+    T::deserialize(De {
+        node,
+        at: &At::Root,
+    })
+    .map_err(Error::into_config_error)
+}
+
+/// Where a value sits: a chain of segments up to the root.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Root,
+    /// A map key, struct field or enum variant.
+    Key(&'a At<'a>, &'a str),
+    /// An array index.
+    Index(&'a At<'a>, usize),
+}
+
+impl At<'_> {
+    /// The path as `serde_path_to_error` writes it: `a.b[2].c`.
+    #[cold]
+    #[inline(never)]
+    fn path(&self) -> String {
+        let mut segments = Vec::new();
+        let mut at = self;
+        loop {
+            match at {
+                At::Root => break,
+                At::Key(parent, _) | At::Index(parent, _) => {
+                    segments.push(at);
+                    at = parent;
+                }
+            }
+        }
+        let mut path = String::new();
+        for (i, segment) in segments.iter().rev().enumerate() {
+            match segment {
+                At::Key(_, key) => {
+                    if i > 0 {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                }
+                At::Index(_, index) => {
+                    path.push('[');
+                    push_decimal(&mut path, *index);
+                    path.push(']');
+                }
+                At::Root => {}
+            }
+        }
+        path
+    }
+}
+
+fn push_decimal(out: &mut String, mut n: usize) {
+    let mut digits = [0_u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
+/// A `serde_json::Error` (for its exact texts) plus the path where it first surfaced; one
+/// pointer wide, so results stay small.
+#[derive(Debug)]
+pub struct Error(Box<(serde_json::Error, Option<String>)>);
+
+impl Error {
+    #[cold]
+    #[inline(never)]
+    fn new(inner: serde_json::Error) -> Error {
+        Error(Box::new((inner, None)))
+    }
+
+    /// Pin the error to `at` unless a deeper value already did.
+    #[cold]
+    #[inline(never)]
+    fn at(mut self, at: &At<'_>) -> Error {
+        if self.0 .1.is_none() {
+            self.0 .1 = Some(at.path());
+        }
+        self
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn into_config_error(self) -> ConfigError {
+        let (inner, path) = *self.0;
+        let path = path.unwrap_or_default();
+        // serde_path_to_error writes the root as "." and the core reads that as the root.
+        let path = if path == "." { String::new() } else { path };
+        ConfigError::new(path, inner.to_string())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0 .0, f)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl de::Error for Error {
+    #[cold]
+    fn custom<T: fmt::Display>(msg: T) -> Error {
+        Error::new(<serde_json::Error as de::Error>::custom(msg))
+    }
+
+    #[cold]
+    fn invalid_type(unexp: Unexpected<'_>, exp: &dyn de::Expected) -> Error {
+        de::Error::custom(format_args!(
+            "invalid type: {}, expected {}",
+            JsonUnexpected(unexp),
+            exp,
+        ))
+    }
+
+    #[cold]
+    fn invalid_value(unexp: Unexpected<'_>, exp: &dyn de::Expected) -> Error {
+        de::Error::custom(format_args!(
+            "invalid value: {}, expected {}",
+            JsonUnexpected(unexp),
+            exp,
+        ))
+    }
+
+    #[cold]
+    fn invalid_length(len: usize, exp: &dyn de::Expected) -> Error {
+        Error::new(<serde_json::Error as de::Error>::invalid_length(len, exp))
+    }
+
+    #[cold]
+    fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Error {
+        Error::new(<serde_json::Error as de::Error>::unknown_variant(
+            variant, expected,
+        ))
+    }
+
+    #[cold]
+    fn unknown_field(field: &str, expected: &'static [&'static str]) -> Error {
+        Error::new(<serde_json::Error as de::Error>::unknown_field(
+            field, expected,
+        ))
+    }
+
+    #[cold]
+    fn missing_field(field: &'static str) -> Error {
+        Error::new(<serde_json::Error as de::Error>::missing_field(field))
+    }
+
+    #[cold]
+    fn duplicate_field(field: &'static str) -> Error {
+        Error::new(<serde_json::Error as de::Error>::duplicate_field(field))
+    }
+}
+
+/// serde_json's own `invalid_type`/`invalid_value` wording (`null` for unit; a float as its
+/// float formatter writes it), without linking that formatter's tables: about 17 KB of wasm
+/// for a number in an error message.
+struct JsonUnexpected<'a>(Unexpected<'a>);
+
+impl fmt::Display for JsonUnexpected<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Unexpected::Unit => f.write_str("null"),
+            Unexpected::Float(v) => write!(f, "floating point `{}`", json_float(v)),
+            unexp => fmt::Display::fmt(&unexp, f),
+        }
+    }
+}
+
+/// A finite `f64` as serde_json writes it (its `zmij` formatter): the shortest digits that
+/// read back to the same number, in plain notation when the decimal exponent is within
+/// -5..=15 (`"1.5"`, `"0.00001"`, `"1000000000000000.0"`), else as `"1.5e+16"` / `"1e-7"`.
+/// The host tests compare it with serde_json's own on a million numbers.
+#[cold]
+#[inline(never)]
+fn json_float(v: f64) -> String {
+    // `Display` writes the same shortest round-trip digits, in plain notation padded with
+    // zeros ("-0.00000015", "100000000000000000000", "inf", "NaN"): take the digits and the
+    // decimal exponent of the first one from it.
+    let plain = format!("{v}");
+    if !v.is_finite() {
+        // Not reachable from a Node (NaN and the infinities are null); zmij writes these so.
+        return plain;
+    }
+    let mut out = String::new();
+    let mut int_len = 0_i32;
+    let mut digits = Vec::with_capacity(plain.len());
+    for b in plain.bytes() {
+        match b {
+            b'-' => out.push('-'),
+            b'.' => int_len = digits.len() as i32,
+            _ => digits.push(b),
+        }
+    }
+    if !plain.contains('.') {
+        int_len = digits.len() as i32;
+    }
+    let first = digits
+        .iter()
+        .position(|d| *d != b'0')
+        .unwrap_or(digits.len() - 1);
+    let last = digits.iter().rposition(|d| *d != b'0').unwrap_or(first);
+    let mut digits = digits[first..=last].to_vec();
+    let exp = int_len - 1 - first as i32;
+    // Both write the shortest digits that read back, but when the number lies exactly
+    // halfway between the two closest such candidates, Rust takes the upper one and zmij the
+    // even one: the exact expansion then has one more digit, a 5.
+    if digits.last().is_some_and(|d| d % 2 == 1) {
+        // Every digit of the exact value (1074 places reach the smallest subnormal), with
+        // `Display`'s exact mode, which `{}` links anyway.
+        let exact = format!("{:.1074}", v.abs());
+        let exact: Vec<u8> = exact.bytes().filter(u8::is_ascii_digit).collect();
+        let start = exact.iter().position(|d| *d != b'0').unwrap_or(0);
+        let exact = &exact[start..];
+        let end = exact.iter().rposition(|d| *d != b'0').map_or(0, |i| i + 1);
+        let n = digits.len();
+        if end == n + 1 && exact[n] == b'5' && exact[..n - 1] == digits[..n - 1] {
+            if let Some(d) = digits.last_mut() {
+                if exact[n - 1] + 1 == *d {
+                    *d -= 1;
+                }
+            }
+        }
+    }
+    let digits = digits.as_slice();
+    let n = digits.len() as i32;
+    let push = |out: &mut String, digits: &[u8]| {
+        for d in digits {
+            out.push(char::from(*d));
+        }
+    };
+    if (-5..=15).contains(&exp) {
+        if n - 1 <= exp {
+            push(&mut out, digits);
+            for _ in 0..exp - (n - 1) {
+                out.push('0');
+            }
+            out.push_str(".0");
+        } else if exp >= 0 {
+            let (int, frac) = digits.split_at(exp as usize + 1);
+            push(&mut out, int);
+            out.push('.');
+            push(&mut out, frac);
+        } else {
+            out.push_str("0.");
+            for _ in 0..-exp - 1 {
+                out.push('0');
+            }
+            push(&mut out, digits);
+        }
+    } else {
+        push(&mut out, &digits[..1]);
+        if n > 1 {
+            out.push('.');
+            push(&mut out, &digits[1..]);
+        }
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        push_decimal(&mut out, exp.unsigned_abs() as usize);
+    }
+    out
+}
+
+/// A node at a place in the document.
+struct De<'a> {
+    node: Node,
+    at: &'a At<'a>,
+}
+
+impl De<'_> {
+    #[cold]
+    fn invalid_type(&self, exp: &dyn de::Expected) -> Error {
+        de::Error::invalid_type(self.node.unexpected(), exp)
+    }
+}
+
+/// An array's elements for a visitor; then every element must have been taken.
+fn visit_seq<'de, V: Visitor<'de>>(
+    items: Vec<Node>,
+    at: &At<'_>,
+    visitor: V,
+) -> Result<V::Value, Error> {
+    let len = items.len();
+    let mut access = Seq {
+        iter: items.into_iter(),
+        at,
+        index: 0,
+    };
+    let value = visitor.visit_seq(&mut access)?;
+    if access.iter.len() == 0 {
+        Ok(value)
+    } else {
+        Err(de::Error::invalid_length(len, &"fewer elements in array"))
+    }
+}
+
+/// An object's entries for a visitor; then every entry must have been taken.
+fn visit_map<'de, V: Visitor<'de>>(
+    entries: Vec<(String, Node)>,
+    at: &At<'_>,
+    visitor: V,
+) -> Result<V::Value, Error> {
+    let len = entries.len();
+    let mut access = Map {
+        iter: entries.into_iter(),
+        pending: None,
+        at,
+    };
+    let value = visitor.visit_map(&mut access)?;
+    if access.iter.len() == 0 {
+        Ok(value)
+    } else {
+        Err(de::Error::invalid_length(len, &"fewer elements in map"))
+    }
+}
+
+impl<'de> De<'_> {
+    fn any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.node {
+            Node::Null => visitor.visit_unit(),
+            Node::Bool(b) => visitor.visit_bool(b),
+            Node::PosInt(n) => visitor.visit_u64(n),
+            Node::NegInt(n) => visitor.visit_i64(n),
+            Node::Float(f) => visitor.visit_f64(f),
+            Node::Str(s) => visitor.visit_string(s),
+            Node::Seq(items) => visit_seq(items, self.at, visitor),
+            Node::Map(entries) => visit_map(entries, self.at, visitor),
+        }
+    }
+
+    fn number<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.node {
+            Node::PosInt(_) | Node::NegInt(_) | Node::Float(_) => self.any(visitor),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+    }
+
+    fn string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.node {
+            Node::Str(s) => visitor.visit_string(s),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+    }
+
+    fn seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.node {
+            Node::Seq(items) => visit_seq(items, self.at, visitor),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+    }
+}
+
+/// Each `deserialize_*` pins an error that surfaces through it to this node's path.
+macro_rules! pinned {
+    ($($method:ident => $how:ident,)*) => {
+        $(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+                let at = self.at;
+                self.$how(visitor).map_err(|e| e.at(at))
+            }
+        )*
+    };
+}
+
+impl<'de> Deserializer<'de> for De<'_> {
+    type Error = Error;
+
+    pinned! {
+        deserialize_any => any,
+        deserialize_i8 => number,
+        deserialize_i16 => number,
+        deserialize_i32 => number,
+        deserialize_i64 => number,
+        deserialize_i128 => number,
+        deserialize_u8 => number,
+        deserialize_u16 => number,
+        deserialize_u32 => number,
+        deserialize_u64 => number,
+        deserialize_u128 => number,
+        deserialize_f32 => number,
+        deserialize_f64 => number,
+        deserialize_char => string,
+        deserialize_str => string,
+        deserialize_string => string,
+        deserialize_identifier => string,
+        deserialize_seq => seq,
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        let at = self.at;
+        match self.node {
+            Node::Bool(b) => visitor.visit_bool(b),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+        .map_err(|e| e.at(at))
+    }
+
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.deserialize_byte_buf(visitor)
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        let at = self.at;
+        match self.node {
+            Node::Str(s) => visitor.visit_string(s),
+            Node::Seq(items) => visit_seq(items, at, visitor),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+        .map_err(|e| e.at(at))
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        let at = self.at;
+        match self.node {
+            Node::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+        .map_err(|e| e.at(at))
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        let at = self.at;
+        match self.node {
+            Node::Null => visitor.visit_unit(),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+        .map_err(|e| e.at(at))
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.deserialize_unit(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        let at = self.at;
+        visitor.visit_newtype_struct(self).map_err(|e| e.at(at))
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        let at = self.at;
+        match self.node {
+            Node::Map(entries) => visit_map(entries, at, visitor),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+        .map_err(|e| e.at(at))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        let at = self.at;
+        match self.node {
+            // A struct written as an array is refused (see the module's doc), so no config
+            // type's derived `visit_seq` is reachable.
+            Node::Map(entries) => visit_map(entries, at, visitor),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+        .map_err(|e| e.at(at))
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        let at = self.at;
+        let access = match self.node {
+            Node::Str(variant) => Enum {
+                variant,
+                value: None,
+                at,
+            },
+            Node::Map(mut entries) if entries.len() == 1 => {
+                let (variant, value) = entries.swap_remove(0);
+                Enum {
+                    variant,
+                    value: Some(value),
+                    at,
+                }
+            }
+            Node::Map(_) => {
+                return Err(<Error as de::Error>::invalid_value(
+                    Unexpected::Map,
+                    &"map with a single key",
+                )
+                .at(at))
+            }
+            _ => return Err(self.invalid_type(&"string or map").at(at)),
+        };
+        visitor.visit_enum(access).map_err(|e| e.at(at))
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        let at = self.at;
+        drop(self.node);
+        visitor.visit_unit().map_err(|e: Error| e.at(at))
+    }
+}
+
+struct Seq<'a> {
+    iter: std::vec::IntoIter<Node>,
+    at: &'a At<'a>,
+    index: usize,
+}
+
+impl<'de> SeqAccess<'de> for Seq<'_> {
+    type Error = Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
+        let Some(node) = self.iter.next() else {
+            return Ok(None);
+        };
+        let at = At::Index(self.at, self.index);
+        self.index += 1;
+        seed.deserialize(De { node, at: &at })
+            .map(Some)
+            .map_err(|e| e.at(&at))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.iter.len())
+    }
+}
+
+struct Map<'a> {
+    iter: std::vec::IntoIter<(String, Node)>,
+    pending: Option<(String, Node)>,
+    at: &'a At<'a>,
+}
+
+impl<'de> MapAccess<'de> for Map<'_> {
+    type Error = Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
+        let Some((key, node)) = self.iter.next() else {
+            return Ok(None);
+        };
+        // A refused key (an unknown field) is named by its own path, as serde_path_to_error does.
+        let key_value = seed
+            .deserialize(StrDeserializer::<Error>::new(&key))
+            .map_err(|e| e.at(&At::Key(self.at, &key)))?;
+        self.pending = Some((key, node));
+        Ok(Some(key_value))
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
+        let Some((key, node)) = self.pending.take() else {
+            return Err(de::Error::custom("value is missing"));
+        };
+        let at = At::Key(self.at, &key);
+        seed.deserialize(De { node, at: &at })
+            .map_err(|e| e.at(&at))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.iter.len())
+    }
+}
+
+struct Enum<'a> {
+    variant: String,
+    value: Option<Node>,
+    at: &'a At<'a>,
+}
+
+impl<'de, 'a> EnumAccess<'de> for Enum<'a> {
+    type Error = Error;
+    type Variant = Variant<'a>;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Variant<'a>), Error> {
+        let tag = seed.deserialize(StrDeserializer::<Error>::new(&self.variant))?;
+        Ok((
+            tag,
+            Variant {
+                variant: self.variant,
+                value: self.value,
+                at: self.at,
+            },
+        ))
+    }
+}
+
+/// A variant's content; its path is the enum's plus the variant name.
+struct Variant<'a> {
+    variant: String,
+    value: Option<Node>,
+    at: &'a At<'a>,
+}
+
+impl<'de> VariantAccess<'de> for Variant<'_> {
+    type Error = Error;
+
+    fn unit_variant(self) -> Result<(), Error> {
+        let at = At::Key(self.at, &self.variant);
+        match self.value {
+            Some(node) => <() as de::Deserialize>::deserialize(De { node, at: &at }),
+            None => Ok(()),
+        }
+        .map_err(|e| e.at(&at))
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Error> {
+        let at = At::Key(self.at, &self.variant);
+        match self.value {
+            Some(node) => seed.deserialize(De { node, at: &at }),
+            None => Err(de::Error::invalid_type(
+                Unexpected::UnitVariant,
+                &"newtype variant",
+            )),
+        }
+        .map_err(|e| e.at(&at))
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
+        let at = At::Key(self.at, &self.variant);
+        match self.value {
+            Some(Node::Seq(items)) if items.is_empty() => visitor.visit_unit(),
+            Some(Node::Seq(items)) => visit_seq(items, &at, visitor),
+            Some(other) => Err(de::Error::invalid_type(
+                other.unexpected(),
+                &"tuple variant",
+            )),
+            None => Err(de::Error::invalid_type(
+                Unexpected::UnitVariant,
+                &"tuple variant",
+            )),
+        }
+        .map_err(|e| e.at(&at))
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        let at = At::Key(self.at, &self.variant);
+        match self.value {
+            Some(Node::Map(entries)) => visit_map(entries, &at, visitor),
+            Some(other) => Err(de::Error::invalid_type(
+                other.unexpected(),
+                &"struct variant",
+            )),
+            None => Err(de::Error::invalid_type(
+                Unexpected::UnitVariant,
+                &"struct variant",
+            )),
+        }
+        .map_err(|e| e.at(&at))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! This route against `serde_json::Value` + `serde_path_to_error` (the core's route before
+    //! this one, kept here as the oracle): every config in the conformance vectors, and
+    //! thousands of mutations of each, must give the same value or the same `path: reason` —
+    //! except where a struct is written as an array, which only this route refuses.
+
+    use super::*;
+    use crate::bulkhead::BulkheadConfig;
+    use crate::deadline::TimeoutConfig;
+    use crate::health::{CheckConfig, HealthConfig};
+    use crate::pipeline::{PipelineConfig, PolicyFile};
+    use crate::{
+        BreakerConfig, BreakerSnapshot, CircuitBreaker, Instant, KeyedRateLimitConfig, Outcome,
+        RateLimitConfig, RetryConfig,
+    };
+    use serde_json::{json, Value};
+
+    /// The route this one replaced, as `config::from_deserializer` wrote it.
+    fn oracle<T: DeserializeOwned>(v: &Value) -> Result<T, ConfigError> {
+        serde_path_to_error::deserialize(v.clone()).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            ConfigError::new(path, e.into_inner().to_string())
+        })
+    }
+
+    fn same<T: DeserializeOwned + PartialEq + fmt::Debug>(v: &Value) -> bool {
+        let ours = deserialize::<T>(Node::from(v.clone()));
+        let theirs = oracle::<T>(v);
+        let refused_array = ours.as_ref().err().is_some_and(|e| {
+            e.to_string()
+                .contains(": invalid type: sequence, expected struct ")
+                || e.to_string()
+                    .starts_with("invalid type: sequence, expected struct ")
+        });
+        if !refused_array {
+            assert_eq!(ours, theirs, "for {v}");
+        }
+        ours.is_ok()
+    }
+
+    /// Both routes for the config type of `target`; whether it was accepted.
+    fn check(target: &str, v: &Value) -> bool {
+        match target {
+            "policyFile" => same::<PolicyFile>(v),
+            // A fleet's config is a pipeline's; a shared limiter's a subset of one.
+            "pipeline" | "fleet" | "sharedRateLimit" => same::<PipelineConfig>(v),
+            "circuitBreaker" => same::<BreakerConfig>(v),
+            "retry" => same::<RetryConfig>(v),
+            "timeout" => same::<TimeoutConfig>(v),
+            "bulkhead" => same::<BulkheadConfig>(v),
+            "rateLimit" => same::<RateLimitConfig>(v),
+            "keyedRateLimit" => same::<KeyedRateLimitConfig>(v),
+            "health" => same::<HealthConfig>(v),
+            "check" => same::<CheckConfig>(v),
+            "snapshot" => same::<BreakerSnapshot>(v),
+            other => panic!("no config type for {other}"),
+        }
+    }
+
+    /// Every value of `v` with `path` (object keys, array indices) replaced by `f`'s result
+    /// (None: removed).
+    fn paths(v: &Value, prefix: &mut Vec<Value>, out: &mut Vec<Vec<Value>>) {
+        out.push(prefix.clone());
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    prefix.push(json!(k));
+                    paths(x, prefix, out);
+                    prefix.pop();
+                }
+            }
+            Value::Array(items) => {
+                for (i, x) in items.iter().enumerate() {
+                    prefix.push(json!(i));
+                    paths(x, prefix, out);
+                    prefix.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn replace(v: &Value, path: &[Value], f: &dyn Fn(&Value) -> Option<Value>) -> Value {
+        let Some((first, rest)) = path.split_first() else {
+            return f(v).unwrap_or(Value::Null);
+        };
+        let mut v = v.clone();
+        match (&mut v, first) {
+            (Value::Object(m), Value::String(k)) => {
+                if rest.is_empty() {
+                    match f(&m[k]) {
+                        Some(x) => m[k] = x,
+                        None => drop(m.remove(k)),
+                    }
+                } else {
+                    m[k] = replace(&m[k], rest, f);
+                }
+            }
+            (Value::Array(items), Value::Number(i)) => {
+                let i = i.as_u64().unwrap() as usize;
+                if rest.is_empty() {
+                    match f(&items[i]) {
+                        Some(x) => items[i] = x,
+                        None => drop(items.remove(i)),
+                    }
+                } else {
+                    items[i] = replace(&items[i], rest, f);
+                }
+            }
+            _ => unreachable!(),
+        }
+        v
+    }
+
+    fn mutations(target: &str, config: &Value) -> (usize, usize) {
+        let replacements = [
+            json!(null),
+            json!(true),
+            json!("x"),
+            json!("250ms"),
+            json!("5/s"),
+            json!("full"),
+            json!(1.5),
+            json!(-1),
+            json!(0),
+            json!(3),
+            json!(1e300),
+            json!(1e20),
+            json!(0.1),
+            json!(-0.5),
+            json!(1e-7),
+            json!(9_007_199_254_740_994_u64),
+            json!([]),
+            json!([1]),
+            json!(["1s"]),
+            json!({}),
+            json!({"bogus": 1}),
+            json!({"limit": 2, "period": "1s"}),
+            json!({"base": "1s", "max": "10s"}),
+            json!({"full": null}),
+            json!({"full": 1}),
+        ];
+        let mut all = Vec::new();
+        paths(config, &mut Vec::new(), &mut all);
+        let (mut cases, mut accepted) = (0, 0);
+        let mut run = |v: &Value| {
+            cases += 1;
+            accepted += usize::from(check(target, v));
+        };
+        run(config);
+        for path in &all {
+            for r in &replacements {
+                run(&replace(config, path, &|_| Some(r.clone())));
+            }
+            if !path.is_empty() {
+                run(&replace(config, path, &|_| None));
+            }
+            run(&replace(config, path, &|x| {
+                Some(match x {
+                    Value::Object(m) => {
+                        let mut m = m.clone();
+                        m.insert("zzUnknown".into(), json!(1));
+                        m.insert("AaUnknown".into(), json!(2));
+                        Value::Object(m)
+                    }
+                    other => other.clone(),
+                })
+            }));
+        }
+        (cases, accepted)
+    }
+
+    #[test]
+    fn every_vector_config_and_its_mutations_parse_as_the_core_parses_them() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        let (mut cases, mut accepted, mut configs) = (0, 0, 0);
+        for file in &files {
+            let vector: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let kind = vector["kind"].as_str().unwrap();
+            let target = if kind == "config" {
+                vector["target"].as_str().unwrap()
+            } else {
+                kind
+            };
+            if let Some(config) = vector.get("config") {
+                let (c, a) = mutations(target, config);
+                cases += c;
+                accepted += a;
+                configs += 1;
+            }
+        }
+        assert!(configs >= 120, "only {configs} vector configs found");
+        // Both outcomes must have been exercised, many times.
+        assert!(
+            accepted > 1000 && cases - accepted > 10_000,
+            "{accepted}/{cases}"
+        );
+    }
+
+    #[test]
+    fn breaker_snapshots_and_odd_shapes_parse_as_the_core_parses_them() {
+        let config: BreakerConfig = serde_json::from_value(json!({
+            "trip": {"failureRate": 0.5, "minimumCalls": 2, "window": {"calls": 4}},
+            "openDuration": {"base": "1s", "max": "1m"}
+        }))
+        .unwrap();
+        let mut b = CircuitBreaker::new(config).unwrap();
+        for i in 0..3 {
+            let now = Instant::from_millis_f64(f64::from(i));
+            if let crate::Admission::Admitted(p) = b.try_acquire(now) {
+                b.record(p, Outcome::Failure, now);
+            }
+        }
+        let snapshot = serde_json::to_value(b.snapshot()).unwrap();
+        let (cases, accepted) = mutations("snapshot", &snapshot);
+        assert!(accepted >= 1 && cases > accepted, "{accepted}/{cases}");
+
+        for (target, v) in [
+            ("pipeline", json!(null)),
+            ("pipeline", json!({".": 1})),
+            ("pipeline", json!({"": 1})),
+            ("pipeline", json!({"zeta": 1, "Alpha": 2, "é": 3})),
+            ("pipeline", json!({"timeout": ["1s"]})),
+            ("pipeline", json!({"timeout": ["1s", "2s", "3s"]})),
+            (
+                "pipeline",
+                json!({"retry": {"backoff": {"jitter": {"full": null}}}}),
+            ),
+            (
+                "pipeline",
+                json!({"retry": {"backoff": {"jitter": {"full": 1}}}}),
+            ),
+            (
+                "pipeline",
+                json!({"retry": {"backoff": {"jitter": {"full": null, "none": null}}}}),
+            ),
+            ("pipeline", json!({"retry": {"backoff": {"jitter": {}}}})),
+            ("pipeline", json!({"retry": {"backoff": {"jitter": 1}}})),
+            (
+                "pipeline",
+                json!({"circuitBreaker": {"trip": [{"consecutiveFailures": 3}]}}),
+            ),
+            (
+                "pipeline",
+                json!({"rateLimit": [{"rate": "5/s"}, {"rate": "x"}]}),
+            ),
+            ("pipeline", json!({"seed": 18_446_744_073_709_551_615_u64})),
+            ("pipeline", json!({"seed": -1})),
+            ("pipeline", json!({"fallback": {"on": ["timeout", 3]}})),
+            ("pipeline", json!({"order": ["retry", "nope"]})),
+            (
+                "policyFile",
+                json!({"policies": {"b": {"retry": {"maxRetries": -1}}, "a": 1}}),
+            ),
+            (
+                "health",
+                json!({"checks": {"z": {"interval": "bad"}, "a": {"bogus": 1}}}),
+            ),
+            ("policyFile", json!([{"a": {}}])),
+        ] {
+            check(target, &v);
+        }
+    }
+
+    #[test]
+    fn floats_read_as_serde_json_writes_them() {
+        fn theirs(v: f64) -> String {
+            let e = <serde_json::Error as de::Error>::invalid_type(Unexpected::Float(v), &"x");
+            let text = e.to_string();
+            text["invalid type: floating point `".len()..text.len() - "`, expected x".len()]
+                .to_owned()
+        }
+        let mut values = vec![
+            0.0,
+            -0.0,
+            1.0,
+            1.5,
+            0.1,
+            1e-5,
+            1e-6,
+            1.5e-5,
+            1.5e-6,
+            1e15,
+            1e16,
+            9.5e15,
+            1e16 + 2.0,
+            123_456_789.5,
+            1e300,
+            1e-300,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            -1e-7,
+            2e20,
+            0.000_015,
+            999_999_999_999_999.9,
+            9_999_999_999_999_998.0,
+        ];
+        for e in -330..310 {
+            values.push(10f64.powi(e));
+            values.push(1.234_567_890_123_4 * 10f64.powi(e));
+            values.push(-3.0 * 10f64.powi(e));
+        }
+        // A reproducible spread of bit patterns (xorshift), every exponent.
+        let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+        for _ in 0..60_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(f64::from_bits(x));
+            // Numbers with few fraction bits: exact ties between the shortest candidates.
+            let scale = [1.0, 0.5, 0.25, 0.125, 0.0625][(x % 5) as usize];
+            let int = (x >> 11) % (1 << 53);
+            values.push((int as f64) * scale);
+            values.push((int >> (x % 40)) as f64 * scale * 10f64.powi((x % 7) as i32 - 3));
+        }
+        let mut compared = 0;
+        for v in values.into_iter().filter(|v| v.is_finite()) {
+            assert_eq!(json_float(v), theirs(v), "{v:e}");
+            compared += 1;
+        }
+        assert!(compared > 150_000);
+    }
+
+    #[test]
+    fn a_struct_written_as_an_array_is_refused_by_path() {
+        use crate::pipeline::PipelineConfig;
+        for (json, want) in [
+            (
+                r#"{"timeout": ["1s", "5s"]}"#,
+                "timeout: invalid type: sequence, expected struct TimeoutConfig",
+            ),
+            (
+                r#"{"retry": {"backoff": [ "exponential" ]}}"#,
+                "retry.backoff: invalid type: sequence, expected struct BackoffConfig",
+            ),
+            (
+                r#"[1]"#,
+                "invalid type: sequence, expected struct PipelineConfig",
+            ),
+        ] {
+            let e = crate::config::from_json_str::<PipelineConfig>(json).unwrap_err();
+            assert_eq!(e.to_string(), want, "{json}");
+        }
+        // Lists where a config takes one are still lists.
+        let c: PipelineConfig = crate::config::from_json_str(
+            r#"{"rateLimit": [{"rate": "5/s"}, {"rate": "50/m"}], "order": ["retry", "timeout"]}"#,
+        )
+        .unwrap();
+        assert!(c.rate_limit.is_some() && c.order.is_some());
+    }
+
+    #[test]
+    fn paths_are_written_as_serde_path_to_error_writes_them() {
+        let root = At::Root;
+        assert_eq!(root.path(), "");
+        let a = At::Key(&root, "a");
+        let i = At::Index(&a, 12);
+        let b = At::Key(&i, "b");
+        assert_eq!(b.path(), "a[12].b");
+        let top = At::Index(&root, 0);
+        assert_eq!(At::Key(&top, "x").path(), "[0].x");
+    }
+}
