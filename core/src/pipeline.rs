@@ -777,7 +777,8 @@ pub struct Pipeline {
     calls: Vec<Call>,
     free: Vec<u32>,
     parked: IdMap<u32>,
-    wakes: std::collections::VecDeque<CallId>,
+    /// Woken calls, with the ticket they were parked under (a call re-parked since has another).
+    wakes: std::collections::VecDeque<(CallId, Ticket)>,
     events: EventQueue,
     stats: PipelineStats,
 }
@@ -1716,10 +1717,13 @@ impl Pipeline {
                     until,
                     granted: true,
                 };
-                self.wakes.push_back(CallId {
-                    index,
-                    generation: c.generation,
-                });
+                self.wakes.push_back((
+                    CallId {
+                        index,
+                        generation: c.generation,
+                    },
+                    t,
+                ));
             }
         }
     }
@@ -1797,14 +1801,15 @@ impl Pipeline {
     }
 
     /// The next parked call whose bulkhead slot was granted: poll it now. A wake whose call
-    /// has since ended (cancelled, or failed by a timeout) or been polled already is skipped,
-    /// so a host that drains the queue late is never named a stale call.
+    /// has since ended (cancelled, or failed by a timeout), been polled, or parked again under
+    /// another ticket is skipped, so a host that drains the queue late is never named a stale
+    /// call, nor one call twice.
     pub fn poll_wake(&mut self) -> Option<CallId> {
-        while let Some(call) = self.wakes.pop_front() {
+        while let Some((call, ticket)) = self.wakes.pop_front() {
             let waiting = self.calls.get(call.index as usize).is_some_and(|c| {
                 c.live
                     && c.generation == call.generation
-                    && matches!(c.phase, Phase::Park { granted: true, .. })
+                    && matches!(c.phase, Phase::Park { ticket: t, granted: true, .. } if t == ticket)
             });
             if waiting {
                 return Some(call);

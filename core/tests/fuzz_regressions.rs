@@ -164,6 +164,41 @@ fn a_wake_drained_late_names_only_a_call_still_waiting() {
     assert_eq!(p.poll_wake(), None);
 }
 
+/// Found in review: a call woken, polled before the queue was drained, then parked and woken
+/// again, was named twice (its first wake still looked current).
+#[test]
+fn a_call_woken_twice_before_a_late_drain_is_named_once() {
+    use tripwire_core::pipeline::{Pipeline, Report, Step};
+    let mut p = Pipeline::from_json(
+        r#"{"bulkhead": {"maxConcurrent": 1, "maxQueue": 4},
+            "retry": {"maxRetries": 1, "backoff": {"type": "constant", "base": 1, "jitter": "none"}},
+            "order": ["retry", "bulkhead"]}"#,
+        1,
+    )
+    .unwrap();
+    let t0 = Instant::from_nanos(1_000_000);
+    let a = p.begin(t0, None);
+    assert!(matches!(p.poll(a, t0).unwrap(), Step::Attempt { .. }));
+    let b = p.begin(t0, None);
+    assert!(matches!(p.poll(b, t0).unwrap(), Step::Park { .. }));
+    p.report(a, Report::SUCCESS, t0).unwrap(); // b is woken (not drained)
+    assert!(matches!(p.poll(a, t0).unwrap(), Step::Done { .. }));
+    assert!(matches!(p.poll(b, t0).unwrap(), Step::Attempt { .. }));
+    let c = p.begin(t0, None);
+    assert!(matches!(p.poll(c, t0).unwrap(), Step::Park { .. }));
+    p.report(b, Report::failure(true, None), t0).unwrap(); // c is woken; b retries after 1 ms
+    let Step::Sleep { until } = p.poll(b, t0).unwrap() else {
+        panic!("b sleeps before its retry");
+    };
+    assert!(matches!(p.poll(c, t0).unwrap(), Step::Attempt { .. }));
+    assert!(matches!(p.poll(b, until).unwrap(), Step::Park { .. }));
+    p.report(c, Report::SUCCESS, until).unwrap(); // b is woken again
+    assert!(matches!(p.poll(c, until).unwrap(), Step::Done { .. }));
+    let woken: Vec<_> = std::iter::from_fn(|| p.poll_wake()).collect();
+    assert_eq!(woken, vec![b], "b once, under its current ticket");
+    assert!(matches!(p.poll(b, until).unwrap(), Step::Attempt { .. }));
+}
+
 /// Found by `pipeline`: a call begun before a reconfiguration added a retry policy has no retry
 /// state; the pipeline then panicked ("retry state exists with a retry policy") when the call
 /// reached its attempt. Such a call is now simply not retried.
