@@ -28,17 +28,20 @@ pub fn from_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<
     crate::tree::deserialize(crate::tree::Node::from(value))
 }
 
-/// Deserialize `T` from any serde deserializer (a Python dict, a YAML document...): read into
-/// a JSON value, then as [`from_json_value`] (the one config deserializer every binding uses).
+/// Deserialize `T` from any serde deserializer (a YAML document, a TOML table...): read into
+/// the JSON-like tree every binding's config goes through ([`crate::tree`]), then deserialized
+/// as [`from_json_value`] does, naming the field path of the first problem. A problem the
+/// source format itself reports (a syntax error, a non-string key, a NaN or infinite number)
+/// has no path. (`T` must own its data: configs do.)
 pub fn from_deserializer<'de, T, D>(deserializer: D) -> Result<T, ConfigError>
 where
     T: DeserializeOwned,
     D: Deserializer<'de>,
     D::Error: fmt::Display,
 {
-    let value = serde_json::Value::deserialize(deserializer)
+    let node = crate::tree::Node::deserialize(deserializer)
         .map_err(|e| ConfigError::new("", e.to_string()))?;
-    from_json_value(value)
+    crate::tree::deserialize(node)
 }
 
 /// A duration from a config file, in nanoseconds.

@@ -13,7 +13,8 @@
 //! Tested bit for bit against `str::parse` (see the tests below).
 
 /// `text` as the nearest `f64`: ASCII digits with at most one `.` and at least one digit (no
-/// sign, no exponent); `None` for anything else, where `str::parse::<f64>` errs too.
+/// sign, no exponent). `None` for anything else: among digits and dots exactly where
+/// `str::parse::<f64>` errs; signs, exponents and `inf` (which it would take) never reach here.
 pub(crate) fn parse(text: &str) -> Option<f64> {
     let mut digits: Vec<u8> = Vec::new(); // significant digits, at most MAX_DIGITS
     let mut seen_digit = false;

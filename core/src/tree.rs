@@ -75,18 +75,96 @@ impl From<serde_json::Value> for Node {
         match value {
             Value::Null => Node::Null,
             Value::Bool(b) => Node::Bool(b),
-            Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-                (Some(u), _, _) => Node::PosInt(u),
-                (None, Some(i), _) => Node::NegInt(i),
-                (None, None, Some(f)) => Node::Float(f),
-                // Not reachable without serde_json's arbitrary_precision feature.
-                (None, None, None) => Node::Null,
+            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => Node::PosInt(u),
+                (None, Some(i)) => Node::NegInt(i),
+                // Finite unless serde_json's arbitrary_precision is on somewhere in the build
+                // (then "1e400" is infinite): a config refuses a non-finite number by path.
+                _ => Node::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
             Value::String(s) => Node::Str(s),
             Value::Array(items) => Node::Seq(items.into_iter().map(Node::from).collect()),
-            // A serde_json Map (without preserve_order) is a BTreeMap: already in key order.
-            Value::Object(m) => Node::Map(m.into_iter().map(|(k, v)| (k, Node::from(v))).collect()),
+            // Sorted here too: serde_json's map is only sorted without preserve_order.
+            Value::Object(m) => Node::map(m.into_iter().map(|(k, v)| (k, Node::from(v))).collect()),
         }
+    }
+}
+
+/// A tree from any serde data format (`config::from_deserializer`): as `serde_json::Value`
+/// reads it, except that a non-finite float is refused rather than turned into `null` (which a
+/// config would read as "not set").
+impl<'de> de::Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Node, D::Error> {
+        deserializer.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+        Ok(Node::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+        Ok(Node::int(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+        Ok(Node::PosInt(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+        if v.is_finite() {
+            Ok(Node::Float(v))
+        } else {
+            Err(E::custom(format_args!(
+                "a config holds JSON numbers, and {v} is not one"
+            )))
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+        Ok(Node::Str(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
+        Ok(Node::Str(v))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        d.deserialize_any(NodeVisitor)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Node>()? {
+            items.push(item);
+        }
+        Ok(Node::Seq(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        // A later duplicate key replaces an earlier one, as in a serde_json map.
+        let mut entries: std::collections::BTreeMap<String, Node> = Default::default();
+        while let Some((k, v)) = map.next_entry::<String, Node>()? {
+            entries.insert(k, v);
+        }
+        Ok(Node::Map(entries.into_iter().collect()))
     }
 }
 
@@ -1153,6 +1231,45 @@ mod tests {
         .unwrap();
         assert!(c.rate_limit.is_some() && c.order.is_some());
     }
+
+    #[test]
+    fn any_serde_format_reads_through_the_tree_and_non_finite_numbers_are_refused() {
+        use crate::config::from_deserializer;
+        use serde::de::value::{Error as E, F64Deserializer, MapDeserializer};
+        let ok: TimeoutConfig = from_deserializer(MapDeserializer::<_, E>::new(
+            [("perAttempt", "1s"), ("overall", "5s")].into_iter(),
+        ))
+        .unwrap();
+        assert_eq!(
+            ok,
+            crate::config::from_json_str(r#"{"perAttempt": "1s", "overall": "5s"}"#).unwrap()
+        );
+        let e = from_deserializer::<TimeoutConfig, _>(MapDeserializer::<_, E>::new(
+            [("perAttempt", "1s"), ("bogus", "5s")].into_iter(),
+        ))
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("bogus: unknown field `bogus`"),
+            "{e}"
+        );
+        for nan in [f64::NAN, f64::INFINITY] {
+            let e = from_deserializer::<TimeoutConfig, _>(MapDeserializer::<_, E>::new(
+                [("perAttempt", nan)].into_iter(),
+            ))
+            .unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("a config holds JSON numbers, and {nan} is not one")
+            );
+            assert!(
+                from_deserializer::<ConfigDurationProbe, _>(F64Deserializer::<E>::new(nan))
+                    .is_err()
+            );
+        }
+    }
+
+    /// Any config type will do for a bare number.
+    type ConfigDurationProbe = crate::config::ConfigDuration;
 
     #[test]
     fn paths_are_written_as_serde_path_to_error_writes_them() {

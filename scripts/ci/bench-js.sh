@@ -15,6 +15,9 @@ for a in "$@"; do
   if [ "$a" = "--browser" ]; then BROWSER=1; else ARGS+=("$a"); fi
 done
 if [ "$BROWSER" = 1 ]; then
+  for a in "${ARGS[@]}"; do
+    [ "$a" != "--baseline" ] || { echo "bench-js: --browser takes the baseline slot; drop --baseline" >&2; exit 2; }
+  done
   COPY=target/web/bench-dist
   TMP=$(mktemp -d)
   trap 'rm -rf "$TMP"' EXIT
