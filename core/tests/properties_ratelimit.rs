@@ -301,18 +301,21 @@ proptest! {
             KeyedRateLimitConfig::new(RateLimitConfig::single(la)).with_max_keys(3),
             5,
         ).unwrap();
+        // The longest wait the limiter's current config allows: `a`'s, and after a reconfigure
+        // that took `b`, either's (found by a random seed: a wait `b` allows is no bug).
+        let mut max_wait = a.4;
         for &(t, cost, op) in &steps {
             let now = Instant::from_nanos(t);
             let d = l.check(now, cost);
             if let RateDecision::Wait(w) = d {
-                prop_assert!(w.as_nanos() <= u128::from(a.4));
+                prop_assert!(w.as_nanos() <= u128::from(max_wait));
             }
             let _ = (l.peek(now, cost), l.is_idle(now), l.is_limited(now), l.available(now), l.metrics());
             let _ = k.check(&format!("k{}", cost % 5), now, cost % 4);
             prop_assert!(k.keys() <= 3);
             match op {
-                0 => { let _ = l.reconfigure(RateLimitConfig::all(vec![lb, la]), now); }
-                1 => { let _ = l.reconfigure(RateLimitConfig::single(lb), now); }
+                0 => if l.reconfigure(RateLimitConfig::all(vec![lb, la]), now).is_ok() { max_wait = a.4.max(b.4) },
+                1 => if l.reconfigure(RateLimitConfig::single(lb), now).is_ok() { max_wait = a.4.max(b.4) },
                 2 => { let _ = k.reconfigure(KeyedRateLimitConfig::new(RateLimitConfig::all(vec![la, lb])).with_max_keys(2), now); }
                 3 => { let _ = k.sweep(now); }
                 _ => {}
