@@ -313,12 +313,15 @@ proptest! {
             let _ = (l.peek(now, cost), l.is_idle(now), l.is_limited(now), l.available(now), l.metrics());
             let _ = k.check(&format!("k{}", cost % 5), now, cost % 4);
             prop_assert!(k.keys() <= 3);
-            match op {
-                0 => if l.reconfigure(RateLimitConfig::all(vec![lb, la]), now).is_ok() { max_wait = a.4.max(b.4) },
-                1 => if l.reconfigure(RateLimitConfig::single(lb), now).is_ok() { max_wait = a.4.max(b.4) },
-                2 => { let _ = k.reconfigure(KeyedRateLimitConfig::new(RateLimitConfig::all(vec![la, lb])).with_max_keys(2), now); }
-                3 => { let _ = k.sweep(now); }
-                _ => {}
+            let reconfigured = match op {
+                0 => l.reconfigure(RateLimitConfig::all(vec![lb, la]), now).is_ok(),
+                1 => l.reconfigure(RateLimitConfig::single(lb), now).is_ok(),
+                2 => { let _ = k.reconfigure(KeyedRateLimitConfig::new(RateLimitConfig::all(vec![la, lb])).with_max_keys(2), now); false }
+                3 => { let _ = k.sweep(now); false }
+                _ => false,
+            };
+            if reconfigured {
+                max_wait = a.4.max(b.4);
             }
             while l.poll_event().is_some() {}
             while k.poll_event().is_some() {}
