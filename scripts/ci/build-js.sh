@@ -68,7 +68,8 @@ read -r -a WASM_OPT_FLAGS <<< "${TRIPWIRE_JS_WASM_OPT:---no-inline=*serde* -O2}"
 # 2. The browser (dist/web; also what bundlers and other runtimes get through the `browser` and
 # `default` export conditions). Everything at opt-level "z", std rebuilt with
 # panic=immediate-abort (no panic formatting: a panic traps, as panic=abort already did, but
-# without the message machinery; nightly + rust-src, as the TSan and fuzz builds use), no
+# without the message machinery; nightly + rust-src, as the TSan and fuzz builds use) but the
+# glue crate's per-call paths (below), no
 # `store` feature, then wasm-opt -Oz without single-caller inlining (`-ocimfs 0`: inlining each
 # function called once into its caller makes copies that compress worse; measured in
 # bindings-js/README.md). Cached in target/web, apart from the Node build's target dir.
@@ -77,9 +78,12 @@ if ! rustup run nightly rustc --version >/dev/null 2>&1; then
 fi
 rustup component list --toolchain nightly --installed | grep -q '^rust-src' \
   || rustup component add rust-src --toolchain nightly
+# The glue crate alone at opt-level 3: its per-call paths at "z" cost a breaker-only call
+# ~30 ns more (1.05-1.13x cockatiel's overhead; 0.83x at 3) for 2 KB gzip.
 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort" CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
   cargo +nightly build -Zbuild-std=std,panic_abort -p tripwire-js --no-default-features \
-  --target wasm32-unknown-unknown --release --target-dir target/web "${FEATURES[@]}"
+  --target wasm32-unknown-unknown --release --target-dir target/web "${FEATURES[@]}" \
+  --config "profile.release.package.tripwire-js.opt-level=${TRIPWIRE_WEB_GLUE_OPT_LEVEL:-3}"
 wasm-bindgen target/web/wasm32-unknown-unknown/release/tripwire_js.wasm --target web --out-dir "$TMP/web"
 read -r -a WEB_WASM_OPT_FLAGS <<< "${TRIPWIRE_WEB_WASM_OPT:--Oz -ocimfs 0}"
 "$WASM_OPT" "${WEB_WASM_OPT_FLAGS[@]}" --strip-debug --strip-producers \
