@@ -86,29 +86,35 @@ const POW10: [f64; 23] = [
 
 /// `digits × 10^exp` (a little more when `truncated`), correctly rounded: big integers.
 fn exact(digits: &[u8], exp: i64, truncated: bool) -> f64 {
-    let num = Big::from_digits(digits);
+    // The value as num / den, both integers.
+    let mut num = Big::from_digits(digits);
+    let mut den = Big::one();
+    if exp >= 0 {
+        num.mul_pow10(exp as u32);
+    } else {
+        den.mul_pow10(exp.unsigned_abs() as u32);
+    }
     // Scale so that the quotient num·2^s / den has 65 bits, q in [2^64, 2^65): from the bit
     // lengths it has 64 or 65, and one more shift settles it.
-    let (mut num_bits, mut den_bits) = (num.bits(), 1);
-    if exp >= 0 {
-        num_bits = Big::scaled(&num, exp, 0).bits();
-    } else {
-        den_bits = Big::scaled(&Big::one(), -exp, 0).bits();
-    }
-    let mut s = 64 + i64::from(den_bits) - i64::from(num_bits);
-    let (mut q, mut rem) = quotient(&num, exp, s);
+    let mut s = 64 + i64::from(den.bits()) - i64::from(num.bits());
+    let (mut q, mut rem) = quotient(&num, &den, s);
     if q >> 64 == 0 {
         s += 1;
-        (q, rem) = quotient(&num, exp, s);
+        (q, rem) = quotient(&num, &den, s);
     }
     round(q, s, rem || truncated)
 }
 
-/// `floor(num · 10^exp · 2^s)` when it is below 2^65, and whether anything is left over.
-fn quotient(num: &Big, exp: i64, s: i64) -> (u128, bool) {
-    let n = Big::scaled(num, exp.max(0), s.max(0));
-    let d = Big::scaled(&Big::one(), (-exp).max(0), (-s).max(0));
-    n.div_65(&d)
+/// `floor(num · 2^s / den)` when it is below 2^65, and whether anything is left over.
+fn quotient(num: &Big, den: &Big, s: i64) -> (u128, bool) {
+    let mut n = Big(num.0.clone());
+    let mut d = Big(den.0.clone());
+    if s >= 0 {
+        n.shl(s as u32);
+    } else {
+        d.shl(s.unsigned_abs() as u32);
+    }
+    n.div_65(d)
 }
 
 /// `q · 2^-s` (plus a little when `sticky`), q in [2^64, 2^65), to the nearest `f64`.
@@ -205,14 +211,6 @@ impl Big {
         }
     }
 
-    /// `b · 10^pow10 · 2^pow2`.
-    fn scaled(b: &Big, pow10: i64, pow2: i64) -> Big {
-        let mut r = Big(b.0.clone());
-        r.mul_pow10(pow10 as u32);
-        r.shl(pow2 as u32);
-        r
-    }
-
     fn mul_pow10(&mut self, mut n: u32) {
         while n >= 9 {
             self.mul_add(1_000_000_000, 0);
@@ -246,12 +244,6 @@ impl Big {
         }
     }
 
-    fn cmp_shifted(&self, other: &Big, shift: u32) -> core::cmp::Ordering {
-        let mut o = Big(other.0.clone());
-        o.shl(shift);
-        self.cmp(&o)
-    }
-
     fn cmp(&self, other: &Big) -> core::cmp::Ordering {
         let len = self.0.len().max(other.0.len());
         for i in (0..len).rev() {
@@ -264,31 +256,42 @@ impl Big {
         core::cmp::Ordering::Equal
     }
 
-    fn sub_shifted(&mut self, other: &Big, shift: u32) {
-        let mut o = Big(other.0.clone());
-        o.shl(shift);
+    /// `self -= other`, for `other <= self`.
+    fn sub(&mut self, other: &Big) {
         let mut borrow = 0_i64;
         for i in 0..self.0.len() {
-            let v = i64::from(self.0[i]) - i64::from(o.0.get(i).copied().unwrap_or(0)) - borrow;
+            let v = i64::from(self.0[i]) - i64::from(other.0.get(i).copied().unwrap_or(0)) - borrow;
             borrow = i64::from(v < 0);
             self.0[i] = (v + (borrow << 32)) as u32;
         }
         debug_assert_eq!(borrow, 0);
     }
 
+    /// `self >>= 1`.
+    fn shr1(&mut self) {
+        let mut carry = 0_u32;
+        for limb in self.0.iter_mut().rev() {
+            let v = (*limb >> 1) | carry;
+            carry = *limb << 31;
+            *limb = v;
+        }
+    }
+
     fn is_zero(&self) -> bool {
         self.0.iter().all(|l| *l == 0)
     }
 
-    /// `self / den` when it is below 2^65 (by shift and subtract), and whether a remainder is
-    /// left. Consumes `self` as the remainder.
-    fn div_65(mut self, den: &Big) -> (u128, bool) {
+    /// `self / den` when it is below 2^65 (by shift and subtract: `den · 2^64`, halved at each
+    /// quotient bit), and whether a remainder is left. Consumes `self` as the remainder.
+    fn div_65(mut self, mut den: Big) -> (u128, bool) {
+        den.shl(64);
         let mut q = 0_u128;
         for i in (0..=64).rev() {
-            if self.cmp_shifted(den, i) != core::cmp::Ordering::Less {
-                self.sub_shifted(den, i);
+            if self.cmp(&den) != core::cmp::Ordering::Less {
+                self.sub(&den);
                 q |= 1 << i;
             }
+            den.shr1();
         }
         (q, !self.is_zero())
     }
