@@ -4,8 +4,8 @@
 # overhead over a bare `await fn()` and the ratios DESIGN.md §6 sets. Figures, not a test.
 #   bash scripts/ci/bench-js.sh [--calls N] [--rounds R] [--json] [--browser]
 # --browser: also time the browser module (built for size, dist/web) beside Node's, in the same
-# process: a copy of dist/ whose CommonJS build loads the browser module's wasm (wasm-bindgen
-# --target no-modules over build-js.sh's browser build, the same wasm-opt flags).
+# process: a copy of dist/ whose CommonJS build loads the shipped browser module
+# (dist/web/tripwire_js_bg.wasm) through wasm-bindgen's --target no-modules glue for it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash scripts/ci/build-js.sh >/dev/null
@@ -23,10 +23,10 @@ if [ "$BROWSER" = 1 ]; then
   trap 'rm -rf "$TMP"' EXIT
   rm -rf "$COPY"
   cp -r bindings-js/dist "$COPY"
+  # The no-modules glue of the browser build; the module is the shipped one (wasm-opt keeps
+  # every import and export name, so the glue of the unoptimized module fits it).
   wasm-bindgen target/web/wasm32-unknown-unknown/release/tripwire_js.wasm --target no-modules --out-dir "$TMP"
-  read -r -a WEB_WASM_OPT_FLAGS <<< "${TRIPWIRE_WEB_WASM_OPT:--Oz -ocimfs 0}" # as build-js.sh
-  bindings-js/node_modules/.bin/wasm-opt "${WEB_WASM_OPT_FLAGS[@]}" --strip-debug \
-    "$TMP/tripwire_js_bg.wasm" -o "$COPY/cjs/tripwire_js_bg.wasm"
+  cp bindings-js/dist/web/tripwire_js_bg.wasm "$COPY/cjs/tripwire_js_bg.wasm"
   { cat "$TMP/tripwire_js.js"; echo; echo 'module.exports = wasm_bindgen;'; } > "$COPY/cjs/tripwire_js.cjs"
   ARGS+=(--baseline "$PWD/$COPY" --label "browser module")
 fi
