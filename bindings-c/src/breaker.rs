@@ -533,8 +533,8 @@ pub unsafe extern "C" fn tw_breaker_restore(
     unsafe {
         guard(err, || {
             let b = breaker(b)?;
-            let snapshot: BreakerSnapshot =
-                tripwire_core::config::from_json_str(json(json_text, len)?)?;
+            let snapshot =
+                <BreakerSnapshot as tripwire_core::FromTree>::from_json_str(json(json_text, len)?)?;
             b.with(|c| Ok(c.restore(&snapshot, Instant::from_nanos(now_ns))?))
         })
     }

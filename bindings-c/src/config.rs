@@ -3,9 +3,9 @@
 
 use std::ffi::c_char;
 
-use tripwire_core::config::from_json_str;
 use tripwire_core::deadline::TimeoutConfig;
 use tripwire_core::pipeline::{PipelineConfig, PolicyFile};
+use tripwire_core::FromTree;
 use tripwire_core::{
     BreakerConfig, BulkheadConfig, ConfigError, HealthConfig, KeyedRateLimitConfig,
     RateLimitConfig, RetryConfig,
@@ -48,7 +48,7 @@ fn validate(target: RawConfigTarget, text: &str) -> Result<(), Error> {
         1 => PipelineConfig::from_json(text).map(drop),
         2 => BreakerConfig::from_json(text).map(drop),
         3 => RetryConfig::from_json(text).map(drop),
-        4 => from_json_str::<TimeoutConfig>(text).and_then(|t| t.validate()),
+        4 => TimeoutConfig::from_json_str(text).and_then(|t| t.validate()),
         5 => BulkheadConfig::from_json(text).map(drop),
         6 => RateLimitConfig::from_json(text).map(drop),
         7 => KeyedRateLimitConfig::from_json(text).map(drop),

@@ -230,7 +230,8 @@ pub unsafe extern "C" fn tw_health_new(
             if out.is_null() {
                 return Err(Error::null("out"));
             }
-            let config: HealthConfig = tripwire_core::config::from_json_str(json(json_text, len)?)?;
+            let config =
+                <HealthConfig as tripwire_core::FromTree>::from_json_str(json(json_text, len)?)?;
             c_names("checks", config.checks.keys())?;
             let core = HealthRegistry::from_config(config)?;
             let inner = Inner {
@@ -278,8 +279,9 @@ pub unsafe extern "C" fn tw_health_register(
         guard(err, || {
             let h = health(h)?;
             let name = cstr(name, "name")?;
-            let config: CheckConfig = tripwire_core::config::from_json_str(json(json_text, len)?)
-                .map_err(|e| e.within(&format!("checks.{name}")))?;
+            let config =
+                <CheckConfig as tripwire_core::FromTree>::from_json_str(json(json_text, len)?)
+                    .map_err(|e| e.within(&format!("checks.{name}")))?;
             let new_id = h.with(|i| Ok(i.core.register(name, config)?))?;
             put_opt(id, new_id.get());
             Ok(())

@@ -122,7 +122,7 @@ impl PyBreaker {
 
     /// Restore from a snapshot's JSON text.
     fn restore(&self, py: Python<'_>, snapshot: &str, now: u64) -> PyResult<()> {
-        let snap: BreakerSnapshot = tripwire_core::config::from_json_str(snapshot)
+        let snap = <BreakerSnapshot as tripwire_core::FromTree>::from_json_str(snapshot)
             .map_err(|e| errors::config_error_at(py, e, "snapshot"))?;
         self.with(py, |b| b.restore(&snap, Instant::from_nanos(now)))?
             .map_err(|e| errors::config_error_at(py, e, "snapshot"))

@@ -19,7 +19,7 @@ pub fn validate(py: Python<'_>, target: &str, text: &str) -> PyResult<()> {
         "circuitBreaker" => tripwire_core::BreakerConfig::from_json(text).map(drop),
         "retry" => tripwire_core::RetryConfig::from_json(text).map(drop),
         "timeout" => {
-            tripwire_core::config::from_json_str::<tripwire_core::deadline::TimeoutConfig>(text)
+            <tripwire_core::deadline::TimeoutConfig as tripwire_core::FromTree>::from_json_str(text)
                 .and_then(|t| t.validate())
         }
         "bulkhead" => tripwire_core::BulkheadConfig::from_json(text).map(drop),

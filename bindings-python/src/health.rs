@@ -71,7 +71,7 @@ impl PyHealthRegistry {
     #[pyo3(signature = (name, config=None))]
     fn register(&self, py: Python<'_>, name: &str, config: Option<&str>) -> PyResult<u32> {
         let config = match config {
-            Some(text) => tripwire_core::config::from_json_str::<CheckConfig>(text)
+            Some(text) => <CheckConfig as tripwire_core::FromTree>::from_json_str(text)
                 .map_err(|e| errors::config_error_at(py, e, &format!("checks.{name}")))?,
             None => CheckConfig::default(),
         };

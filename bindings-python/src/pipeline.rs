@@ -646,7 +646,7 @@ impl PyPipeline {
     /// Restore the breaker from a snapshot's JSON text.
     fn restore(slf: &Bound<'_, Self>, snapshot: &str, now: u64) -> PyResult<()> {
         let py = slf.py();
-        let snap: BreakerSnapshot = tripwire_core::config::from_json_str(snapshot)
+        let snap = <BreakerSnapshot as tripwire_core::FromTree>::from_json_str(snapshot)
             .map_err(|e| errors::config_error_at(py, e, "snapshot"))?;
         Self::with_breaker(slf, |b| b.restore(&snap, to_instant(now)))?
             .map_err(|e| errors::config_error_at(py, e, "snapshot"))

@@ -64,10 +64,12 @@ use std::sync::Arc;
 use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::config::{from_json_str, ConfigDuration};
+use crate::config::ConfigDuration;
 use crate::error::{ConfigError, Issues};
 use crate::event::{BreakerState, ErrorKind, Event, EventKind, EventQueue};
+use crate::read::{self, read_fields, FromTree};
 use crate::time::{Instant, Monotonic};
+use crate::tree::{At, Error as TreeError, Node};
 use crate::window::{CountWindow, TimeWindow, Totals};
 
 /// The default trip rule's N: five failures in a row.
@@ -116,7 +118,7 @@ impl BreakerConfig {
     /// Parse a JSON config (paths in errors are relative to the breaker's own root) and
     /// validate it.
     pub fn from_json(text: &str) -> Result<BreakerConfig, ConfigError> {
-        let config: BreakerConfig = from_json_str(text)?;
+        let config = <BreakerConfig as FromTree>::from_json_str(text)?;
         config.validate()?;
         Ok(config)
     }
@@ -589,15 +591,16 @@ fn default_multiplier() -> f64 {
     DEFAULT_OPEN_MULTIPLIER
 }
 
+const OPEN_DURATION_EXPECTING: &str =
+    "a duration (\"30s\", or milliseconds) or {\"base\": d, \"multiplier\": m, \"max\": d}";
+
 struct OpenDurationVisitor;
 
 impl<'de> Visitor<'de> for OpenDurationVisitor {
     type Value = OpenDuration;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(
-            "a duration (\"30s\", or milliseconds) or {\"base\": d, \"multiplier\": m, \"max\": d}",
-        )
+        f.write_str(OPEN_DURATION_EXPECTING)
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<OpenDuration, E> {
@@ -934,6 +937,153 @@ pub enum WindowSnapshot {
         /// bucket, age k the one k buckets before it.
         recent: Vec<[u64; 4]>,
     },
+}
+
+// The config and snapshot types read from a tree (`crate::read`), as their derived
+// `Deserialize` reads them.
+
+impl FromTree for BreakerConfig {
+    fn read(node: Node, at: &At<'_>) -> Result<Self, TreeError> {
+        read_fields!(node, at, "struct BreakerConfig", {
+            trip: "trip" = TripRule::default(),
+            open_duration: "openDuration" = OpenDuration::default(),
+            half_open: "halfOpen" = HalfOpenConfig::default(),
+            share: "share" = None,
+        });
+        Ok(BreakerConfig {
+            trip,
+            open_duration,
+            half_open,
+            share,
+        })
+    }
+}
+
+impl FromTree for TripRule {
+    fn read(node: Node, at: &At<'_>) -> Result<Self, TreeError> {
+        read_fields!(node, at, "struct RawTrip", {
+            consecutive_failures: "consecutiveFailures" = None,
+            failure_rate: "failureRate" = None,
+            window: "window" = None,
+            minimum_calls: "minimumCalls" = None,
+            slow_call_rate: "slowCallRate" = None,
+            slow_call_duration: "slowCallDuration" = None,
+        });
+        TripRule::try_from(RawTrip {
+            consecutive_failures,
+            failure_rate,
+            window,
+            minimum_calls,
+            slow_call_rate,
+            slow_call_duration,
+        })
+        .map_err(|e| read::custom(&e, at))
+    }
+}
+
+impl FromTree for WindowConfig {
+    fn read(node: Node, at: &At<'_>) -> Result<Self, TreeError> {
+        read_fields!(node, at, "struct RawWindow", {
+            calls: "calls" = None,
+            duration: "duration" = None,
+            buckets: "buckets" = None,
+        });
+        WindowConfig::try_from(RawWindow {
+            calls,
+            duration,
+            buckets,
+        })
+        .map_err(|e| read::custom(&e, at))
+    }
+}
+
+impl FromTree for OpenDuration {
+    fn read(node: Node, at: &At<'_>) -> Result<Self, TreeError> {
+        match node {
+            Node::Map(_) => {
+                read_fields!(node, at, "struct RawBackoff", {
+                    base: "base",
+                    multiplier: "multiplier" = default_multiplier(),
+                    max: "max",
+                });
+                Ok(OpenDuration::Backoff {
+                    base,
+                    multiplier,
+                    max,
+                })
+            }
+            Node::PosInt(_) | Node::NegInt(_) | Node::Float(_) | Node::Str(_) => {
+                ConfigDuration::read(node, at).map(OpenDuration::Fixed)
+            }
+            other => Err(read::invalid_type(&other, OPEN_DURATION_EXPECTING, at)),
+        }
+    }
+}
+
+impl FromTree for HalfOpenConfig {
+    fn read(node: Node, at: &At<'_>) -> Result<Self, TreeError> {
+        read_fields!(node, at, "struct RawHalfOpen", {
+            permitted_calls: "permittedCalls" = None,
+            success_threshold: "successThreshold" = default_success_threshold(),
+        });
+        Ok(HalfOpenConfig::from(RawHalfOpen {
+            permitted_calls,
+            success_threshold,
+        }))
+    }
+}
+
+impl FromTree for BreakerSnapshot {
+    fn read(node: Node, at: &At<'_>) -> Result<Self, TreeError> {
+        read_fields!(node, at, "struct BreakerSnapshot", {
+            state: "state",
+            open_streak: "openStreak",
+            open_remaining: "openRemaining" = None,
+            consecutive_failures: "consecutiveFailures" = 0,
+            half_open_successes: "halfOpenSuccesses" = 0,
+            window: "window" = None,
+        });
+        Ok(BreakerSnapshot {
+            state,
+            open_streak,
+            open_remaining,
+            consecutive_failures,
+            half_open_successes,
+            window,
+        })
+    }
+}
+
+impl FromTree for WindowSnapshot {
+    fn read(node: Node, at: &At<'_>) -> Result<Self, TreeError> {
+        const VARIANTS: &[&str] = &["calls", "time"];
+        let (name, value) = read::variant(node, at)?;
+        let Some(index) = VARIANTS.iter().position(|v| *v == name) else {
+            return Err(<TreeError as de::Error>::unknown_variant(&name, VARIANTS).at(at));
+        };
+        let at = &At::Key(at, &name);
+        let Some(node) = value else {
+            return Err(read::unit_variant_for_struct(at));
+        };
+        if index == 0 {
+            read_fields!(node, at, "struct variant", {
+                size: "size",
+                outcomes: "outcomes",
+            });
+            Ok(WindowSnapshot::Calls { size, outcomes })
+        } else {
+            read_fields!(node, at, "struct variant", {
+                bucket_width: "bucketWidth",
+                buckets: "buckets",
+                recent: "recent",
+            });
+            Ok(WindowSnapshot::Time {
+                bucket_width,
+                buckets,
+                recent,
+            })
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

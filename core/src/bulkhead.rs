@@ -76,6 +76,21 @@ pub struct BulkheadConfig {
     pub max_wait: Option<ConfigDuration>,
 }
 
+impl crate::read::FromTree for BulkheadConfig {
+    fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
+        crate::read::read_fields!(node, at, "struct BulkheadConfig", {
+            max_concurrent: "maxConcurrent" = default_max_concurrent(),
+            max_queue: "maxQueue" = default_max_queue(),
+            max_wait: "maxWait" = None,
+        });
+        Ok(BulkheadConfig {
+            max_concurrent,
+            max_queue,
+            max_wait,
+        })
+    }
+}
+
 fn default_max_concurrent() -> u32 {
     DEFAULT_MAX_CONCURRENT
 }
@@ -113,7 +128,7 @@ impl BulkheadConfig {
     /// Parse a bulkhead config (the JSON under `"bulkhead"`) and validate it. Error paths are
     /// relative to the bulkhead's own root (`maxConcurrent: must be >= 1, got 0`).
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
-        let config: BulkheadConfig = crate::config::from_json_str(text)?;
+        let config = <BulkheadConfig as crate::read::FromTree>::from_json_str(text)?;
         config.validate()?;
         Ok(config)
     }

@@ -154,13 +154,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+const DURATION_EXPECTING: &str =
+    "a duration: milliseconds as a number, or a string with a unit like \"250ms\" or \"30s\"";
+
 struct DurationVisitor;
 
 impl Visitor<'_> for DurationVisitor {
     type Value = ConfigDuration;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a duration: milliseconds as a number, or a string with a unit like \"250ms\" or \"30s\"")
+        f.write_str(DURATION_EXPECTING)
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<ConfigDuration, E> {
@@ -187,6 +190,22 @@ impl Visitor<'_> for DurationVisitor {
 impl<'de> Deserialize<'de> for ConfigDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(DurationVisitor)
+    }
+}
+
+impl crate::read::FromTree for ConfigDuration {
+    fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
+        use crate::tree::Node;
+        let duration = match &node {
+            Node::PosInt(n) => millis_to_duration(*n as f64),
+            Node::NegInt(n) => millis_to_duration(*n as f64),
+            Node::Float(f) => millis_to_duration(*f),
+            Node::Str(s) => parse_duration(s),
+            other => return Err(crate::read::invalid_type(other, DURATION_EXPECTING, at)),
+        };
+        duration
+            .map(ConfigDuration)
+            .map_err(|e| crate::read::custom(&e, at))
     }
 }
 
@@ -272,15 +291,16 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
     Rate::new(limit, period).ok_or_else(|| format!("invalid rate {text:?}: the period must be > 0"))
 }
 
+const RATE_EXPECTING: &str =
+    "a rate: a string like \"50/s\" or an object {\"limit\": N, \"period\": duration}";
+
 struct RateVisitor;
 
 impl<'de> Visitor<'de> for RateVisitor {
     type Value = Rate;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(
-            "a rate: a string like \"50/s\" or an object {\"limit\": N, \"period\": duration}",
-        )
+        f.write_str(RATE_EXPECTING)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Rate, E> {
@@ -309,6 +329,40 @@ impl<'de> Visitor<'de> for RateVisitor {
 impl<'de> Deserialize<'de> for Rate {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(RateVisitor)
+    }
+}
+
+impl crate::read::FromTree for Rate {
+    /// As `RateVisitor` reads one: its own refusals (an unknown or missing key, a zero) are
+    /// named by the rate's path.
+    fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
+        use crate::read::{custom, invalid_type};
+        use crate::tree::{At, Error, Node};
+        let entries = match node {
+            Node::Str(s) => return parse_rate(&s).map_err(|e| custom(&e, at)),
+            Node::Map(entries) => entries,
+            other => return Err(invalid_type(&other, RATE_EXPECTING, at)),
+        };
+        let mut limit: Option<u64> = None;
+        let mut period: Option<ConfigDuration> = None;
+        for (key, value) in entries {
+            let here = At::Key(at, &key);
+            match key.as_str() {
+                "limit" => limit = Some(u64::read(value, &here)?),
+                "period" => period = Some(ConfigDuration::read(value, &here)?),
+                other => {
+                    return Err(
+                        <Error as de::Error>::unknown_field(other, &["limit", "period"]).at(at),
+                    )
+                }
+            }
+        }
+        let limit = limit.ok_or_else(|| crate::read::missing("limit", at))?;
+        let period = period.ok_or_else(|| crate::read::missing("period", at))?;
+        if limit == 0 {
+            return Err(custom("limit: must be >= 1, got 0", at));
+        }
+        Rate::new(limit, period.0).ok_or_else(|| custom("period: must be > 0", at))
     }
 }
 

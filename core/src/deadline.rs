@@ -28,6 +28,19 @@ pub struct TimeoutConfig {
     pub overall: Option<ConfigDuration>,
 }
 
+impl crate::read::FromTree for TimeoutConfig {
+    fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
+        crate::read::read_fields!(node, at, "struct TimeoutConfig", {
+            per_attempt: "perAttempt" = default_per_attempt(),
+            overall: "overall" = None,
+        });
+        Ok(TimeoutConfig {
+            per_attempt,
+            overall,
+        })
+    }
+}
+
 fn default_per_attempt() -> Option<ConfigDuration> {
     Some(DEFAULT_PER_ATTEMPT)
 }

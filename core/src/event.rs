@@ -44,6 +44,19 @@ pub enum ErrorKind {
     InvalidConfig,
 }
 
+crate::read::read_unit_enum!(ErrorKind {
+    "circuitOpen" => CircuitOpen,
+    "bulkheadFull" => BulkheadFull,
+    "queueTimeout" => QueueTimeout,
+    "rateLimited" => RateLimited,
+    "timeout" => Timeout,
+    "retriesExhausted" => RetriesExhausted,
+    "budgetExhausted" => BudgetExhausted,
+    "deadlineExceeded" => DeadlineExceeded,
+    "failure" => Failure,
+    "invalidConfig" => InvalidConfig,
+});
+
 impl ErrorKind {
     /// Every kind, in declaration order.
     pub const ALL: [ErrorKind; 10] = [
@@ -112,6 +125,14 @@ pub enum BreakerState {
     /// Manually disabled: every call is admitted; metrics are still recorded.
     Disabled,
 }
+
+crate::read::read_unit_enum!(BreakerState {
+    "closed" => Closed,
+    "open" => Open,
+    "halfOpen" => HalfOpen,
+    "forcedOpen" => ForcedOpen,
+    "disabled" => Disabled,
+});
 
 impl BreakerState {
     /// The state's public name.

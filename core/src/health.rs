@@ -90,6 +90,37 @@ pub struct CheckConfig {
     pub success_threshold: u32,
 }
 
+// The config types read from a tree (`crate::read`), as their derived `Deserialize` reads them.
+
+impl crate::read::FromTree for CheckConfig {
+    fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
+        let d = CheckConfig::default();
+        crate::read::read_fields!(node, at, "struct CheckConfig", {
+            timeout: "timeout" = d.timeout,
+            critical: "critical" = d.critical,
+            interval: "interval" = d.interval,
+            failure_threshold: "failureThreshold" = d.failure_threshold,
+            success_threshold: "successThreshold" = d.success_threshold,
+        });
+        Ok(CheckConfig {
+            timeout,
+            critical,
+            interval,
+            failure_threshold,
+            success_threshold,
+        })
+    }
+}
+
+impl crate::read::FromTree for HealthConfig {
+    fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
+        crate::read::read_fields!(node, at, "struct HealthConfig", {
+            checks: "checks" = BTreeMap::new(),
+        });
+        Ok(HealthConfig { checks })
+    }
+}
+
 impl Default for CheckConfig {
     fn default() -> Self {
         CheckConfig {
@@ -159,7 +190,7 @@ impl CheckConfig {
 
     /// Parse and validate one check's config.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
-        let config: CheckConfig = crate::config::from_json_str(text)?;
+        let config = <CheckConfig as crate::read::FromTree>::from_json_str(text)?;
         config.validate()?;
         Ok(config)
     }
@@ -193,7 +224,7 @@ impl HealthConfig {
 
     /// Parse and validate a registry config.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
-        let config: HealthConfig = crate::config::from_json_str(text)?;
+        let config = <HealthConfig as crate::read::FromTree>::from_json_str(text)?;
         config.validate()?;
         Ok(config)
     }

@@ -67,6 +67,7 @@ pub mod keyed;
 pub mod metrics;
 pub mod pipeline;
 pub mod rate_limit;
+pub mod read;
 pub mod retry;
 pub mod rng;
 pub mod share;
@@ -92,6 +93,7 @@ pub use rate_limit::{
     Algorithm, KeyedRateLimitConfig, KeyedRateLimitMetrics, KeyedRateLimiter, LimitConfig,
     RateDecision, RateLimitConfig, RateLimitMetrics, RateLimiter,
 };
+pub use read::FromTree;
 pub use retry::{
     backoff_delay, BackoffConfig, BackoffKind, BudgetConfig, FailureInfo, GiveUp, Jitter, Pushback,
     Retry, RetryBudget, RetryConfig, RetryDecision, RetryMetrics, RetryState,

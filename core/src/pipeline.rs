@@ -34,12 +34,12 @@ use crate::breaker::{
     Admission, BreakerConfig, BreakerMetrics, CircuitBreaker, Outcome as BreakerOutcome, Permit,
 };
 use crate::bulkhead::{Bulkhead, BulkheadConfig, BulkheadMetrics, Entry, Ticket};
-use crate::config::from_json_str;
 use crate::deadline::{min_deadline, TimeoutConfig};
 use crate::error::{ConfigError, Issues, UsageError};
 use crate::event::{ErrorKind, Event, EventKind, EventQueue};
 use crate::keyed::{Keyed, KeyedState};
 use crate::rate_limit::{RateDecision, RateLimitConfig, RateLimitMetrics, RateLimiter};
+use crate::read::FromTree;
 use crate::retry::{
     FailureInfo, GiveUp, Retry, RetryConfig, RetryDecision, RetryMetrics, RetryState,
 };
@@ -68,6 +68,15 @@ pub enum Stage {
     /// `timeout`.
     Timeout,
 }
+
+crate::read::read_unit_enum!(Stage {
+    "fallback" => Fallback,
+    "rateLimit" => RateLimit,
+    "bulkhead" => Bulkhead,
+    "circuitBreaker" => CircuitBreaker,
+    "retry" => Retry,
+    "timeout" => Timeout,
+});
 
 impl Stage {
     /// The stage's config key.
@@ -177,6 +186,69 @@ pub struct KeyedConfig {
     pub idle_expiry: Option<crate::config::ConfigDuration>,
 }
 
+// The config types read from a tree (`crate::read`), as their derived `Deserialize` reads them.
+
+impl crate::read::FromTree for FallbackConfig {
+    fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
+        crate::read::read_fields!(node, at, "struct FallbackConfig", {
+            on: "on" = all_call_kinds(),
+        });
+        Ok(FallbackConfig { on })
+    }
+}
+
+impl crate::read::FromTree for PipelineConfig {
+    fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
+        crate::read::read_fields!(node, at, "struct PipelineConfig", {
+            rate_limit: "rateLimit" = None,
+            bulkhead: "bulkhead" = None,
+            circuit_breaker: "circuitBreaker" = None,
+            retry: "retry" = None,
+            timeout: "timeout" = None,
+            fallback: "fallback" = None,
+            order: "order" = None,
+            seed: "seed" = None,
+            keyed: "keyed" = None,
+            store: "store" = None,
+        });
+        Ok(PipelineConfig {
+            rate_limit,
+            bulkhead,
+            circuit_breaker,
+            retry,
+            timeout,
+            fallback,
+            order,
+            seed,
+            keyed,
+            store,
+        })
+    }
+}
+
+impl crate::read::FromTree for KeyedConfig {
+    fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
+        crate::read::read_fields!(node, at, "struct KeyedConfig", {
+            max_keys: "maxKeys" = default_max_keys(),
+            idle_expiry: "idleExpiry" = default_idle_expiry(),
+        });
+        Ok(KeyedConfig {
+            max_keys,
+            idle_expiry,
+        })
+    }
+}
+
+impl crate::read::FromTree for PolicyFile {
+    fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
+        crate::read::read_fields!(node, at, "struct PolicyFile", {
+            seed: "seed" = None,
+            policies: "policies",
+        });
+        Ok(PolicyFile { seed, policies })
+    }
+}
+
 fn default_max_keys() -> u32 {
     10_000
 }
@@ -197,7 +269,7 @@ impl Default for KeyedConfig {
 impl PipelineConfig {
     /// Parse and validate a pipeline config.
     pub fn from_json(text: &str) -> Result<PipelineConfig, ConfigError> {
-        let config: PipelineConfig = from_json_str(text)?;
+        let config = <PipelineConfig as FromTree>::from_json_str(text)?;
         config.validate()?;
         Ok(config)
     }
@@ -358,7 +430,7 @@ pub struct PolicyFile {
 impl PolicyFile {
     /// Parse and validate a policy file; every issue's path starts with `policies.<name>`.
     pub fn from_json(text: &str) -> Result<PolicyFile, ConfigError> {
-        let file: PolicyFile = from_json_str(text)?;
+        let file = <PolicyFile as FromTree>::from_json_str(text)?;
         file.validate()?;
         Ok(file)
     }

@@ -89,6 +89,13 @@ pub enum Algorithm {
     SlidingWindow,
 }
 
+crate::read::read_unit_enum!(Algorithm {
+    "tokenBucket" => TokenBucket,
+    "gcra" => Gcra,
+    "fixedWindow" => FixedWindow,
+    "slidingWindow" => SlidingWindow,
+});
+
 impl Algorithm {
     /// The algorithm's public name.
     #[must_use]
@@ -238,7 +245,7 @@ impl RateLimitConfig {
 
     /// Parse (a limit object or a list) and validate.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
-        let config: RateLimitConfig = crate::config::from_json_str(text)?;
+        let config = <RateLimitConfig as crate::read::FromTree>::from_json_str(text)?;
         config.validate()?;
         Ok(config)
     }
@@ -263,6 +270,53 @@ impl RateLimitConfig {
     }
 }
 
+impl crate::read::FromTree for LimitConfig {
+    fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
+        crate::read::read_fields!(node, at, "struct LimitConfig", {
+            algorithm: "algorithm" = Algorithm::default(),
+            rate: "rate",
+            burst: "burst" = None,
+            max_wait: "maxWait" = ConfigDuration::default(),
+        });
+        Ok(LimitConfig {
+            algorithm,
+            rate,
+            burst,
+            max_wait,
+        })
+    }
+}
+
+impl crate::read::FromTree for RateLimitConfig {
+    /// An object or a list of them, as `OneOrMany` below reads it.
+    fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
+        use crate::tree::Node;
+        match node {
+            Node::Map(_) => LimitConfig::read(node, at).map(RateLimitConfig::single),
+            Node::Seq(_) => Vec::<LimitConfig>::read(node, at).map(RateLimitConfig::all),
+            other => Err(crate::read::invalid_type(&other, RATE_LIMIT_EXPECTING, at)),
+        }
+    }
+}
+
+impl crate::read::FromTree for KeyedRateLimitConfig {
+    fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
+        crate::read::read_fields!(node, at, "struct KeyedRateLimitConfig", {
+            limit: "limit",
+            max_keys: "maxKeys" = default_max_keys(),
+            idle_expiry: "idleExpiry" = default_idle_expiry(),
+        });
+        Ok(KeyedRateLimitConfig {
+            limit,
+            max_keys,
+            idle_expiry,
+        })
+    }
+}
+
+const RATE_LIMIT_EXPECTING: &str =
+    "a rate limit object {\"rate\": \"100/s\", ...} or a list of them";
+
 impl<'de> Deserialize<'de> for RateLimitConfig {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct OneOrMany;
@@ -271,7 +325,7 @@ impl<'de> Deserialize<'de> for RateLimitConfig {
             type Value = RateLimitConfig;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a rate limit object {\"rate\": \"100/s\", ...} or a list of them")
+                f.write_str(RATE_LIMIT_EXPECTING)
             }
 
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RateLimitConfig, A::Error> {
@@ -360,7 +414,7 @@ impl KeyedRateLimitConfig {
 
     /// Parse and validate.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
-        let config: KeyedRateLimitConfig = crate::config::from_json_str(text)?;
+        let config = <KeyedRateLimitConfig as crate::read::FromTree>::from_json_str(text)?;
         config.validate()?;
         Ok(config)
     }

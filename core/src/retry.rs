@@ -55,8 +55,10 @@ use serde::{Deserialize, Serialize};
 use crate::config::ConfigDuration;
 use crate::error::{ConfigError, Issues};
 use crate::event::ErrorKind;
+use crate::read::read_fields;
 use crate::rng::Rng;
 use crate::time::{duration_nanos, nanos_to_millis_f64, Instant, Monotonic};
+use crate::tree::{At, Error as TreeError, Node};
 
 /// Milli-tokens per token: the budget's fixed-point scale.
 const MILLI: u64 = 1000;
@@ -96,7 +98,7 @@ impl Default for RetryConfig {
 impl RetryConfig {
     /// Parse a retry config from JSON and validate it.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
-        let cfg: RetryConfig = crate::config::from_json_str(text)?;
+        let cfg = <RetryConfig as crate::read::FromTree>::from_json_str(text)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -191,6 +193,12 @@ pub enum BackoffKind {
     Exponential,
 }
 
+crate::read::read_unit_enum!(BackoffKind {
+    "constant" => Constant,
+    "linear" => Linear,
+    "exponential" => Exponential,
+});
+
 /// How a delay is randomized so that clients that failed together do not retry together.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -208,6 +216,14 @@ pub enum Jitter {
     #[default]
     Proportional,
 }
+
+crate::read::read_unit_enum!(Jitter {
+    "none" => None,
+    "full" => Full,
+    "equal" => Equal,
+    "decorrelated" => Decorrelated,
+    "proportional" => Proportional,
+});
 
 /// `{"maxTokens": 100, "tokenRatio": 0.1}`, as in gRPC retry throttling.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -265,6 +281,68 @@ pub enum Pushback {
     /// New calls through the same pipeline are rejected as `rateLimited` until the hint passes
     /// (enforced by the pipeline).
     Pipeline,
+}
+
+crate::read::read_unit_enum!(Pushback {
+    "none" => None,
+    "pipeline" => Pipeline,
+});
+
+// The config types read from a tree (`crate::read`), as their derived `Deserialize` reads them:
+// a missing field takes the default config's value.
+
+impl crate::read::FromTree for RetryConfig {
+    fn read(node: Node, at: &At<'_>) -> Result<Self, TreeError> {
+        let d = RetryConfig::default();
+        read_fields!(node, at, "struct RetryConfig", {
+            max_retries: "maxRetries" = d.max_retries,
+            backoff: "backoff" = d.backoff,
+            max_elapsed: "maxElapsed" = d.max_elapsed,
+            budget: "budget" = d.budget,
+            pushback: "pushback" = d.pushback,
+        });
+        Ok(RetryConfig {
+            max_retries,
+            backoff,
+            max_elapsed,
+            budget,
+            pushback,
+        })
+    }
+}
+
+impl crate::read::FromTree for BackoffConfig {
+    fn read(node: Node, at: &At<'_>) -> Result<Self, TreeError> {
+        let d = BackoffConfig::default();
+        read_fields!(node, at, "struct BackoffConfig", {
+            kind: "type" = d.kind,
+            base: "base" = d.base,
+            multiplier: "multiplier" = d.multiplier,
+            max: "max" = d.max,
+            jitter: "jitter" = d.jitter,
+        });
+        Ok(BackoffConfig {
+            kind,
+            base,
+            multiplier,
+            max,
+            jitter,
+        })
+    }
+}
+
+impl crate::read::FromTree for BudgetConfig {
+    fn read(node: Node, at: &At<'_>) -> Result<Self, TreeError> {
+        let d = BudgetConfig::default();
+        read_fields!(node, at, "struct BudgetConfig", {
+            max_tokens: "maxTokens" = d.max_tokens,
+            token_ratio: "tokenRatio" = d.token_ratio,
+        });
+        Ok(BudgetConfig {
+            max_tokens,
+            token_ratio,
+        })
+    }
 }
 
 /// The delay before the `retry`-th retry (1 for the first), jitter included.

@@ -52,6 +52,12 @@ pub enum ShareMode {
     Aggregate,
 }
 
+crate::read::read_unit_enum!(ShareMode {
+    "off" => Off,
+    "signal" => Signal,
+    "aggregate" => Aggregate,
+});
+
 /// `circuitBreaker.share`: `{"mode": "signal", "quorum": 2, "flush": "1s"}`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[cfg_attr(feature = "store", derive(Deserialize))]
@@ -83,6 +89,33 @@ pub struct ShareConfig {
 impl<'de> Deserialize<'de> for ShareConfig {
     fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
         Err(serde::de::Error::custom(crate::store::NOT_IN_THIS_BUILD))
+    }
+}
+
+#[cfg(feature = "store")]
+impl crate::read::FromTree for ShareConfig {
+    fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
+        crate::read::read_fields!(node, at, "struct ShareConfig", {
+            mode: "mode" = default_mode(),
+            quorum: "quorum" = default_quorum(),
+            flush: "flush" = default_flush(),
+            vote_ttl: "voteTtl" = default_vote_ttl(),
+            lease: "lease" = default_lease(),
+        });
+        Ok(ShareConfig {
+            mode,
+            quorum,
+            flush,
+            vote_ttl,
+            lease,
+        })
+    }
+}
+
+#[cfg(not(feature = "store"))]
+impl crate::read::FromTree for ShareConfig {
+    fn read(_: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
+        Err(crate::read::custom(crate::store::NOT_IN_THIS_BUILD, at))
     }
 }
 

@@ -195,6 +195,12 @@ pub enum OnUnavailable {
     Deny,
 }
 
+crate::read::read_unit_enum!(OnUnavailable {
+    "local" => Local,
+    "allow" => Allow,
+    "deny" => Deny,
+});
+
 /// `N` for the local fallback: a fixed count, or `"auto"` — the live instances last seen in
 /// the store's heartbeat set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -319,6 +325,70 @@ impl<'de> Deserialize<'de> for StoreConfig {
     }
 }
 
+#[cfg(feature = "store")]
+impl crate::read::FromTree for StoreConfig {
+    fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
+        crate::read::read_fields!(node, at, "struct StoreConfig", {
+            key: "key",
+            prefix: "prefix" = default_prefix(),
+            timeout: "timeout" = default_timeout(),
+            on_unavailable: "onUnavailable" = OnUnavailable::default(),
+            expected_instances: "expectedInstances" = Instances::default(),
+            heartbeat: "heartbeat" = default_heartbeat(),
+            cache_denials: "cacheDenials" = default_true(),
+            breaker: "breaker" = default_store_breaker(),
+            lease: "lease" = None,
+        });
+        Ok(StoreConfig {
+            key,
+            prefix,
+            timeout,
+            on_unavailable,
+            expected_instances,
+            heartbeat,
+            cache_denials,
+            breaker,
+            lease,
+        })
+    }
+}
+
+#[cfg(not(feature = "store"))]
+impl crate::read::FromTree for StoreConfig {
+    fn read(_: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
+        Err(crate::read::custom(NOT_IN_THIS_BUILD, at))
+    }
+}
+
+impl crate::read::FromTree for LeaseConfig {
+    fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
+        crate::read::read_fields!(node, at, "struct LeaseConfig", {
+            size: "size",
+            ttl: "ttl",
+        });
+        Ok(LeaseConfig { size, ttl })
+    }
+}
+
+impl crate::read::FromTree for Instances {
+    /// As the untagged `Raw` below reads it.
+    fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
+        use crate::tree::Node;
+        match node {
+            Node::PosInt(n) if n <= u64::from(u32::MAX) => Ok(Instances::Fixed(n as u32)),
+            Node::Str(s) if s == "auto" => Ok(Instances::Auto),
+            Node::Str(s) => Err(crate::read::custom(
+                &format!("expected a whole number of instances or \"auto\", got {s:?}"),
+                at,
+            )),
+            _ => Err(crate::read::custom(
+                "expected a whole number of instances or \"auto\"",
+                at,
+            )),
+        }
+    }
+}
+
 /// `store.lease`: `{"size": 10, "ttl": "50ms"}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -380,7 +450,7 @@ impl StoreConfig {
 
     /// Parse and validate (paths relative to the `store` object).
     pub fn from_json(text: &str) -> Result<StoreConfig, ConfigError> {
-        let config: StoreConfig = from_json_str(text)?;
+        let config = <StoreConfig as crate::read::FromTree>::from_json_str(text)?;
         config.validate()?;
         Ok(config)
     }

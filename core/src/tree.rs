@@ -54,7 +54,7 @@ impl Node {
         Node::Map(entries)
     }
 
-    fn unexpected(&self) -> Unexpected<'_> {
+    pub(crate) fn unexpected(&self) -> Unexpected<'_> {
         match self {
             Node::Null => Unexpected::Unit,
             Node::Bool(b) => Unexpected::Bool(*b),
@@ -179,8 +179,10 @@ pub fn deserialize<T: DeserializeOwned>(node: Node) -> Result<T, ConfigError> {
 }
 
 /// Where a value sits: a chain of segments up to the root.
-#[derive(Clone, Copy)]
-enum At<'a> {
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub enum At<'a> {
+    /// The document.
     Root,
     /// A map key, struct field or enum variant.
     Key(&'a At<'a>, &'a str),
@@ -192,7 +194,7 @@ impl At<'_> {
     /// The path as `serde_path_to_error` writes it: `a.b[2].c`.
     #[cold]
     #[inline(never)]
-    fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         let mut segments = Vec::new();
         let mut at = self;
         loop {
@@ -256,7 +258,7 @@ impl Error {
     /// Pin the error to `at` unless a deeper value already did.
     #[cold]
     #[inline(never)]
-    fn at(mut self, at: &At<'_>) -> Error {
+    pub(crate) fn at(mut self, at: &At<'_>) -> Error {
         if self.0 .1.is_none() {
             self.0 .1 = Some(at.path());
         }
@@ -265,7 +267,7 @@ impl Error {
 
     #[cold]
     #[inline(never)]
-    fn into_config_error(self) -> ConfigError {
+    pub(crate) fn into_config_error(self) -> ConfigError {
         let (inner, path) = *self.0;
         let path = path.unwrap_or_default();
         // serde_path_to_error writes the root as "." and the core reads that as the root.
@@ -883,6 +885,7 @@ mod tests {
     use crate::deadline::TimeoutConfig;
     use crate::health::{CheckConfig, HealthConfig};
     use crate::pipeline::{PipelineConfig, PolicyFile};
+    use crate::read::FromTree;
     use crate::{
         BreakerConfig, BreakerSnapshot, CircuitBreaker, Instant, KeyedRateLimitConfig, Outcome,
         RateLimitConfig, RetryConfig,
@@ -898,8 +901,12 @@ mod tests {
         })
     }
 
-    fn same<T: DeserializeOwned + PartialEq + fmt::Debug>(v: &Value) -> bool {
+    /// The three routes: `crate::read`'s must match this module's exactly, and this module's
+    /// must match the oracle but where it refuses a struct written as an array.
+    fn same<T: DeserializeOwned + FromTree + PartialEq + fmt::Debug>(v: &Value) -> bool {
         let ours = deserialize::<T>(Node::from(v.clone()));
+        let read = T::from_tree(Node::from(v.clone()));
+        assert_eq!(read, ours, "crate::read for {v}");
         let theirs = oracle::<T>(v);
         let refused_array = ours.as_ref().err().is_some_and(|e| {
             e.to_string()

@@ -8,15 +8,14 @@
 
 mod tree;
 
-use serde::de::DeserializeOwned;
 use tripwire_core::bulkhead::BulkheadConfig;
 use tripwire_core::deadline::TimeoutConfig;
 use tripwire_core::health::{CheckConfig, HealthConfig};
 use tripwire_core::pipeline::{PipelineConfig, PipelineStats, PolicyFile};
 use tripwire_core::{
-    BreakerConfig, BreakerMetrics, BreakerSnapshot, BulkheadMetrics, ConfigError, HealthMetrics,
-    KeyedRateLimitConfig, KeyedRateLimitMetrics, RateLimitConfig, RateLimitMetrics, RetryConfig,
-    StoreMetrics,
+    BreakerConfig, BreakerMetrics, BreakerSnapshot, BulkheadMetrics, ConfigError, FromTree,
+    HealthMetrics, KeyedRateLimitConfig, KeyedRateLimitMetrics, RateLimitConfig, RateLimitMetrics,
+    RetryConfig, StoreMetrics,
 };
 use wasm_bindgen::JsValue;
 
@@ -55,14 +54,14 @@ from_js!(
     BreakerSnapshot,
 );
 
-fn parse<T: DeserializeOwned>(value: &JsValue) -> Result<T, ConfigError> {
+fn parse<T: FromTree>(value: &JsValue) -> Result<T, ConfigError> {
     #[cfg(feature = "json-config")]
     {
         let text = js_sys::JSON::stringify(value)
             .ok()
             .and_then(|s| s.as_string())
             .unwrap_or_else(|| "null".to_owned());
-        tripwire_core::config::from_json_str(&text)
+        T::from_json_str(&text)
     }
     #[cfg(not(feature = "json-config"))]
     {
@@ -70,7 +69,7 @@ fn parse<T: DeserializeOwned>(value: &JsValue) -> Result<T, ConfigError> {
         // JS cannot express in JSON is refused before any field), then deserialize.
         let node = tree::from_js(value)
             .map_err(|e| ConfigError::new("", format!("not a config value: {e}")))?;
-        tripwire_core::tree::deserialize(node)
+        T::from_tree(node)
     }
 }
 
