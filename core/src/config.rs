@@ -219,15 +219,35 @@ impl Serialize for ConfigDuration {
     /// significand under 2^53, which a JSON parser reads back exactly (one correctly rounded
     /// division); above it serde_json's default parser may land a bit away.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.json_form() {
+            DurationForm::Millis(ms) => s.serialize_u64(ms),
+            DurationForm::Float(ms) => s.serialize_f64(ms),
+            DurationForm::Nanos(ns) => s.collect_str(&format_args!("{ns}ns")),
+        }
+    }
+}
+
+/// How a duration is written (see `ConfigDuration`'s `Serialize`).
+pub(crate) enum DurationForm {
+    /// Whole milliseconds.
+    Millis(u64),
+    /// Milliseconds as a float that reads back to the same nanosecond.
+    Float(f64),
+    /// `"<n>ns"`.
+    Nanos(u64),
+}
+
+impl ConfigDuration {
+    pub(crate) fn json_form(self) -> DurationForm {
         let ns = self.nanos();
         if ns % 1_000_000 == 0 {
-            return s.serialize_u64(ns / 1_000_000);
+            return DurationForm::Millis(ns / 1_000_000);
         }
         let ms = crate::time::nanos_to_millis_f64(ns);
         if ns < 1 << 53 && millis_to_duration(ms).is_ok_and(|d| d.as_nanos() == u128::from(ns)) {
-            s.serialize_f64(ms)
+            DurationForm::Float(ms)
         } else {
-            s.collect_str(&format_args!("{ns}ns"))
+            DurationForm::Nanos(ns)
         }
     }
 }

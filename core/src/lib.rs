@@ -75,6 +75,7 @@ pub mod store;
 pub mod time;
 pub mod tree;
 mod window;
+pub mod write;
 
 pub use breaker::{
     Admission, BreakerConfig, BreakerMetrics, BreakerSnapshot, CircuitBreaker, HalfOpenConfig,
@@ -104,3 +105,4 @@ pub use store::{
     StoreReply, StoreRequest,
 };
 pub use time::{Instant, Monotonic};
+pub use write::ToTree;

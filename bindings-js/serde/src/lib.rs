@@ -85,13 +85,18 @@ macro_rules! to_js {
             impl ToJs for $t {
                 #[inline(never)]
                 fn to_js(&self) -> JsValue {
-                    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
-                    // Plain data: serialization cannot fail on it.
-                    serde::Serialize::serialize(self, &serializer).unwrap_or(JsValue::NULL)
+                    tree::to_js(tripwire_core::ToTree::to_tree(self))
                 }
             }
         )*
     };
+}
+
+impl ToJs for serde_json::Value {
+    #[inline(never)]
+    fn to_js(&self) -> JsValue {
+        tree::to_js(tripwire_core::tree::Node::from(self.clone()))
+    }
 }
 
 to_js!(
@@ -103,5 +108,4 @@ to_js!(
     HealthMetrics,
     PipelineStats,
     StoreMetrics,
-    serde_json::Value,
 );

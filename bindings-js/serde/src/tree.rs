@@ -140,3 +140,31 @@ fn js_string(value: &JsValue) -> String {
     }
     js_to_string(value)
 }
+
+/// A tree written by the core (`tripwire_core::ToTree`) as a plain JS value: objects with
+/// their keys in the tree's order, integers as numbers (exact up to 2^53).
+pub fn to_js(node: Node) -> JsValue {
+    match node {
+        Node::Null => JsValue::NULL,
+        Node::Bool(b) => JsValue::from_bool(b),
+        Node::PosInt(n) => JsValue::from_f64(n as f64),
+        Node::NegInt(n) => JsValue::from_f64(n as f64),
+        Node::Float(f) => JsValue::from_f64(f),
+        Node::Str(s) => JsValue::from_str(&s),
+        Node::Seq(items) => {
+            let array = Array::new_with_length(items.len() as u32);
+            for (i, item) in items.into_iter().enumerate() {
+                array.set(i as u32, to_js(item));
+            }
+            array.into()
+        }
+        Node::Map(entries) => {
+            let object = Object::new();
+            for (key, value) in entries {
+                // Setting a data property on a fresh plain object cannot throw.
+                let _ = js_sys::Reflect::set(&object, &JsValue::from_str(&key), &to_js(value));
+            }
+            object.into()
+        }
+    }
+}
