@@ -1610,7 +1610,8 @@ impl CircuitBreaker {
                     .collect(),
             },
             Window::Time(w) => {
-                let mut recent: Vec<[u64; 4]> = w
+                // Youngest first, as `live` gives them.
+                let recent: Vec<[u64; 4]> = w
                     .live(last)
                     .map(|(age, b)| {
                         [
@@ -1621,7 +1622,6 @@ impl CircuitBreaker {
                         ]
                     })
                     .collect();
-                recent.sort_unstable();
                 WindowSnapshot::Time {
                     bucket_width: ConfigDuration(Duration::from_nanos(w.width())),
                     buckets: w.count(),

@@ -68,22 +68,23 @@ pub(crate) fn missing(name: &'static str, at: &At<'_>) -> Error {
     Error::missing_field(name).at(at)
 }
 
-/// A struct's entries, in key order, each to `field` (which reads the value and says whether it
-/// knew the key); an unknown key is refused by its own path, naming `names`.
+/// A struct's entries, in key order, each to `field` with the index of its key in `names`;
+/// an unknown key is refused by its own path, naming `names`.
 pub(crate) fn fields(
     node: Node,
     at: &At<'_>,
     expecting: &str,
     names: &'static [&'static str],
-    field: &mut dyn FnMut(&str, Node, &At<'_>) -> Result<bool, Error>,
+    field: &mut dyn FnMut(usize, Node, &At<'_>) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let Node::Map(entries) = node else {
         return Err(invalid_type(&node, expecting, at));
     };
     for (key, value) in entries {
         let here = At::Key(at, &key);
-        if !field(&key, value, &here)? {
-            return Err(Error::unknown_field(&key, names).at(&here));
+        match names.iter().position(|name| *name == key) {
+            Some(index) => field(index, value, &here)?,
+            None => return Err(Error::unknown_field(&key, names).at(&here)),
         }
     }
     Ok(())
@@ -140,18 +141,24 @@ macro_rules! read_fields {
         $($field:ident : $key:literal $(= $default:expr)?),+ $(,)?
     }) => {
         $(let mut $field = None;)+
-        $crate::read::fields($node, $at, $expecting, &[$($key),+], &mut |key, node, at| {
-            match key {
-                $($key => $field = Some($crate::read::FromTree::read(node, at)?),)+
-                _ => return Ok(false),
-            }
-            Ok(true)
+        $crate::read::fields($node, $at, $expecting, &[$($key),+], &mut |index, node, at| {
+            $crate::read::read_fields!(@arm index, node, at, 0_usize, $($field)+);
+            Ok(())
         })?;
         $(let $field = match $field {
             Some(value) => value,
             None => $crate::read::read_fields!(@missing $at, $key $(, $default)?),
         };)+
     };
+    // One `if` per field, by the index of its key.
+    (@arm $index:ident, $node:ident, $at:ident, $n:expr, $first:ident $($rest:ident)*) => {
+        if $index == $n {
+            $first = Some($crate::read::FromTree::read($node, $at)?);
+            return Ok(());
+        }
+        $crate::read::read_fields!(@arm $index, $node, $at, $n + 1, $($rest)*);
+    };
+    (@arm $index:ident, $node:ident, $at:ident, $n:expr,) => {};
     (@missing $at:expr, $key:literal) => {
         return Err($crate::read::missing($key, $at))
     };

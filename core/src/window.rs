@@ -240,11 +240,11 @@ impl TimeWindow {
     /// current partial bucket.
     pub(crate) fn live(&self, now: Instant) -> impl Iterator<Item = (u64, Bucket)> + '_ {
         let current = self.epoch(now).max(self.head);
-        let oldest = current.saturating_sub(self.len() - 1);
-        self.buckets
-            .iter()
-            .filter(move |b| b.calls > 0 && b.epoch >= oldest && b.epoch <= current)
-            .map(move |b| (current - b.epoch, *b))
+        // Epoch e sits at index e % len: walk back from the current bucket, youngest first.
+        (0..self.len().min(current + 1)).filter_map(move |age| {
+            let b = self.buckets[((current - age) % self.len()) as usize];
+            (b.calls > 0 && b.epoch == current - age).then_some((age, b))
+        })
     }
 
     /// Replace the contents with `buckets` given by age before `now` (age 0 = current bucket).
@@ -405,7 +405,11 @@ mod tests {
         );
         assert_eq!(aged.live(t(50)).count(), 0);
         let live: Vec<_> = w.live(t(39)).collect();
-        assert_eq!(live.len(), 3);
+        // Youngest first (the snapshot's order), though the ring holds them oldest first here.
+        assert_eq!(
+            live.iter().map(|(age, _)| *age).collect::<Vec<_>>(),
+            [0, 1, 3]
+        );
         let mut other = TimeWindow::new(10, 4);
         other.load(
             t(1_000),
