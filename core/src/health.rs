@@ -53,12 +53,13 @@ use core::time::Duration;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::config::ConfigDuration;
 use crate::error::{ConfigError, Issues, UsageError};
 use crate::event::{BreakerState, EventQueue};
 use crate::time::{duration_nanos, nanos_to_millis_f64, Instant, Monotonic};
+use crate::tree::Node;
 
 /// The longest error text kept per check, in bytes. Longer text is cut at the last char
 /// boundary at or before this length.
@@ -924,30 +925,61 @@ impl HealthRegistry {
     /// Keys are in name order.
     #[must_use]
     pub fn report_json(&self, timestamp: &str) -> Value {
-        let mut checks = Map::new();
-        for c in &self.checks {
-            checks.insert(
-                c.name.clone(),
-                json!({
-                    "status": c.status.as_str(),
-                    "critical": c.config.critical,
-                    "latencyMs": c.last_latency.map(millis_value),
-                    "error": c.has_error.then_some(c.error.as_str()),
-                    "consecutiveFailures": c.consecutive_failures,
-                    "consecutiveSuccesses": c.consecutive_successes,
-                }),
-            );
+        Value::from(self.report_tree(timestamp))
+    }
+
+    /// The report of [`HealthRegistry::report_json`] as a tree, objects' keys in the order
+    /// written there (the npm package's glue turns it into a JS object).
+    #[must_use]
+    pub fn report_tree(&self, timestamp: &str) -> Node {
+        fn text(s: &str) -> Node {
+            Node::Str(s.to_owned())
         }
-        let mut breakers = Map::new();
-        for (name, state) in &self.breakers {
-            breakers.insert(name.clone(), json!({ "state": state.as_str() }));
+        fn entry(name: &str, value: Node) -> (String, Node) {
+            (name.to_owned(), value)
         }
-        json!({
-            "status": self.status.as_str(),
-            "timestamp": timestamp,
-            "checks": checks,
-            "breakers": breakers,
-        })
+        let checks = self
+            .checks
+            .iter()
+            .map(|c| {
+                let check = Node::Map(vec![
+                    entry("status", text(c.status.as_str())),
+                    entry("critical", Node::Bool(c.config.critical)),
+                    entry("latencyMs", c.last_latency.map_or(Node::Null, millis_node)),
+                    entry(
+                        "error",
+                        if c.has_error {
+                            text(&c.error)
+                        } else {
+                            Node::Null
+                        },
+                    ),
+                    entry(
+                        "consecutiveFailures",
+                        Node::PosInt(u64::from(c.consecutive_failures)),
+                    ),
+                    entry(
+                        "consecutiveSuccesses",
+                        Node::PosInt(u64::from(c.consecutive_successes)),
+                    ),
+                ]);
+                (c.name.clone(), check)
+            })
+            .collect();
+        let breakers = self
+            .breakers
+            .iter()
+            .map(|(name, state)| {
+                let breaker = Node::Map(vec![entry("state", text(state.as_str()))]);
+                (name.clone(), breaker)
+            })
+            .collect();
+        Node::Map(vec![
+            entry("status", text(self.status.as_str())),
+            entry("timestamp", text(timestamp)),
+            entry("checks", Node::map(checks)),
+            entry("breakers", Node::map(breakers)),
+        ])
     }
 
     /// The oldest queued event. Drain until `None` after every input.
@@ -989,18 +1021,19 @@ impl HealthRegistry {
 }
 
 /// Milliseconds as a JSON number: an integer when whole, so reports read like the seed's.
-fn millis_value(d: Duration) -> Value {
+fn millis_node(d: Duration) -> Node {
     let ns = duration_nanos(d);
     if ns % 1_000_000 == 0 {
-        json!(ns / 1_000_000)
+        Node::PosInt(ns / 1_000_000)
     } else {
-        json!(nanos_to_millis_f64(ns))
+        Node::Float(nanos_to_millis_f64(ns))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const MS: u64 = 1_000_000;
 

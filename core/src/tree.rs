@@ -3,8 +3,9 @@
 //! naming the field path of the first problem. The config types' derived code is instantiated
 //! for this one deserializer only.
 //!
-//! It mirrors `serde_json::Value`'s deserializer (same visitor calls; the errors *are*
-//! `serde_json::Error`s, so the texts are serde_json's) and names paths as
+//! It mirrors `serde_json::Value`'s deserializer (same visitor calls, and serde_json's error
+//! texts: serde's own, with serde_json's wording of an unexpected null or float) and names
+//! paths as
 //! `serde_path_to_error` does (`a.b[2].c`), with one deliberate difference: a struct written
 //! as an array (`"timeout": ["1s", "5s"]`, which serde_json maps onto the fields in
 //! declaration order) is refused — `invalid type: sequence, expected struct TimeoutConfig` —
@@ -86,6 +87,28 @@ impl From<serde_json::Value> for Node {
             Value::Array(items) => Node::Seq(items.into_iter().map(Node::from).collect()),
             // Sorted here too: serde_json's map is only sorted without preserve_order.
             Value::Object(m) => Node::map(m.into_iter().map(|(k, v)| (k, Node::from(v))).collect()),
+        }
+    }
+}
+
+impl From<Node> for serde_json::Value {
+    /// The same value (a float that JSON cannot hold, none a tree from JSON has, is `null`).
+    fn from(node: Node) -> serde_json::Value {
+        use serde_json::Value;
+        match node {
+            Node::Null => Value::Null,
+            Node::Bool(b) => Value::Bool(b),
+            Node::PosInt(n) => Value::from(n),
+            Node::NegInt(n) => Value::from(n),
+            Node::Float(f) => Value::from(f),
+            Node::Str(s) => Value::String(s),
+            Node::Seq(items) => Value::Array(items.into_iter().map(Value::from).collect()),
+            Node::Map(entries) => Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::from(v)))
+                    .collect(),
+            ),
         }
     }
 }
@@ -243,18 +266,13 @@ fn push_decimal(out: &mut String, mut n: usize) {
     }
 }
 
-/// A `serde_json::Error` (for its exact texts) plus the path where it first surfaced; one
-/// pointer wide, so results stay small.
+/// An error's text plus the path where it first surfaced; one pointer wide, so results stay
+/// small. The texts are serde's defaults, which serde_json's errors keep but for
+/// `invalid_type`/`invalid_value` (below).
 #[derive(Debug)]
-pub struct Error(Box<(serde_json::Error, Option<String>)>);
+pub struct Error(Box<(String, Option<String>)>);
 
 impl Error {
-    #[cold]
-    #[inline(never)]
-    fn new(inner: serde_json::Error) -> Error {
-        Error(Box::new((inner, None)))
-    }
-
     /// Pin the error to `at` unless a deeper value already did.
     #[cold]
     #[inline(never)]
@@ -268,17 +286,17 @@ impl Error {
     #[cold]
     #[inline(never)]
     pub(crate) fn into_config_error(self) -> ConfigError {
-        let (inner, path) = *self.0;
+        let (message, path) = *self.0;
         let path = path.unwrap_or_default();
         // serde_path_to_error writes the root as "." and the core reads that as the root.
         let path = if path == "." { String::new() } else { path };
-        ConfigError::new(path, inner.to_string())
+        ConfigError::new(path, message)
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0 .0, f)
+        f.write_str(&self.0 .0)
     }
 }
 
@@ -287,7 +305,7 @@ impl std::error::Error for Error {}
 impl de::Error for Error {
     #[cold]
     fn custom<T: fmt::Display>(msg: T) -> Error {
-        Error::new(<serde_json::Error as de::Error>::custom(msg))
+        Error(Box::new((msg.to_string(), None)))
     }
 
     #[cold]
@@ -306,35 +324,6 @@ impl de::Error for Error {
             JsonUnexpected(unexp),
             exp,
         ))
-    }
-
-    #[cold]
-    fn invalid_length(len: usize, exp: &dyn de::Expected) -> Error {
-        Error::new(<serde_json::Error as de::Error>::invalid_length(len, exp))
-    }
-
-    #[cold]
-    fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Error {
-        Error::new(<serde_json::Error as de::Error>::unknown_variant(
-            variant, expected,
-        ))
-    }
-
-    #[cold]
-    fn unknown_field(field: &str, expected: &'static [&'static str]) -> Error {
-        Error::new(<serde_json::Error as de::Error>::unknown_field(
-            field, expected,
-        ))
-    }
-
-    #[cold]
-    fn missing_field(field: &'static str) -> Error {
-        Error::new(<serde_json::Error as de::Error>::missing_field(field))
-    }
-
-    #[cold]
-    fn duplicate_field(field: &'static str) -> Error {
-        Error::new(<serde_json::Error as de::Error>::duplicate_field(field))
     }
 }
 

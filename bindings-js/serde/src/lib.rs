@@ -92,10 +92,10 @@ macro_rules! to_js {
     };
 }
 
-impl ToJs for serde_json::Value {
+impl ToJs for tripwire_core::tree::Node {
     #[inline(never)]
     fn to_js(&self) -> JsValue {
-        tree::to_js(tripwire_core::tree::Node::from(self.clone()))
+        tree::to_js(self.clone())
     }
 }
 
