@@ -4,6 +4,7 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
 
+use tripwire_core::error::Quoted;
 use tripwire_core::time::{duration_nanos, millis_f64_to_nanos, nanos_to_millis_f64};
 use tripwire_core::{BreakerState, ConfigError, ErrorKind, Instant};
 use tripwire_js_serde::{FromJs, ToJs};
@@ -204,7 +205,12 @@ pub fn validate_config(target: &str, config: JsValue) -> Result<(), JsValue> {
         "keyedRateLimit" => parse::<KeyedRateLimitConfig>(config).and_then(|c| c.validate()),
         "health" => parse::<HealthConfig>(config).and_then(|c| c.validate()),
         "check" => parse::<CheckConfig>(config).and_then(|c| c.validate()),
-        other => return Err(type_error(&format!("unknown config target {other:?}"))),
+        other => {
+            return Err(type_error(&format!(
+                "unknown config target {}",
+                Quoted(other)
+            )))
+        }
     };
     result.map_err(|e| config_error(&e))
 }

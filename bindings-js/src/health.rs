@@ -1,6 +1,7 @@
 //! The health registry: the core plans which checks are due and their deadlines; the JS
 //! `HealthChecker` runs them concurrently, reports, and serves the report.
 
+use tripwire_core::error::Quoted;
 use tripwire_core::health::{CheckConfig, CheckId, CheckResult, HealthConfig, HealthRegistry};
 use tripwire_core::{BreakerState, UsageError};
 use wasm_bindgen::prelude::*;
@@ -140,7 +141,7 @@ impl RawHealth {
     #[wasm_bindgen(js_name = setBreaker)]
     pub fn set_breaker(&mut self, name: &str, state: &str) -> Result<(), JsValue> {
         let state = BreakerState::from_name(state)
-            .ok_or_else(|| type_error(&format!("unknown breaker state {state:?}")))?;
+            .ok_or_else(|| type_error(&format!("unknown breaker state {}", Quoted(state))))?;
         self.inner.set_breaker(name, state);
         Ok(())
     }

@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 
+use tripwire_core::error::Quoted;
 use tripwire_core::pipeline::{
     CallId, Outcome, Pipeline, PipelineConfig, PolicyFile, Report, Step,
 };
@@ -453,6 +454,6 @@ impl RawPolicyFile {
         self.inner
             .pipeline(name, seed(seed_hi, seed_lo))
             .map(|p| RawPipeline::wrap(p, name.to_owned()))
-            .map_err(|e| js_sys::RangeError::new(&format!("{e}: {name:?}")).into())
+            .map_err(|e| js_sys::RangeError::new(&format!("{e}: {}", Quoted(name))).into())
     }
 }

@@ -65,7 +65,7 @@ use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::config::ConfigDuration;
-use crate::error::{ConfigError, Issues};
+use crate::error::{ConfigError, Issues, QuotedChar};
 use crate::event::{BreakerState, ErrorKind, Event, EventKind, EventQueue};
 use crate::read::{self, read_fields, FromTree};
 use crate::time::{Instant, Monotonic};
@@ -1743,7 +1743,10 @@ impl CircuitBreaker {
                 {
                     issues.push(
                         "window.calls.outcomes",
-                        format!("unknown outcome {bad:?} (expected s, f, S or F)"),
+                        format!(
+                            "unknown outcome {} (expected s, f, S or F)",
+                            QuotedChar(bad)
+                        ),
                     );
                 }
             }

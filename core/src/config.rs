@@ -11,7 +11,7 @@ use core::time::Duration;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, Quoted};
 
 /// The longest duration a config may hold: 100 years. Longer is surely a unit mistake.
 pub const MAX_CONFIG_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -114,13 +114,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .unwrap_or(rest.len());
         if num_len == 0 {
             return Err(format!(
-                "invalid duration {text:?}: expected a number before {rest:?}"
+                "invalid duration {}: expected a number before {}",
+                Quoted(text),
+                Quoted(rest)
             ));
         }
         let (num, tail) = rest.split_at(num_len);
         // As `num.parse::<f64>()` would, without linking `core`'s float parser (decimal.rs).
-        let value = crate::decimal::parse(num)
-            .ok_or_else(|| format!("invalid duration {text:?}: {num:?} is not a number"))?;
+        let value = crate::decimal::parse(num).ok_or_else(|| {
+            format!(
+                "invalid duration {}: {} is not a number",
+                Quoted(text),
+                Quoted(num)
+            )
+        })?;
         let unit_len = tail
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(tail.len());
@@ -135,10 +142,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "d" => (86_400e3, 86_400_000_000_000_u128),
             "" => {
                 return Err(format!(
-                    "invalid duration {text:?}: a string needs a unit (ns, us, ms, s, m, h, d); use a number for milliseconds"
+                    "invalid duration {}: a string needs a unit (ns, us, ms, s, m, h, d); use a number for milliseconds",
+                    Quoted(text)
                 ))
             }
-            other => return Err(format!("invalid duration {text:?}: unknown unit {other:?}")),
+            other => return Err(format!("invalid duration {}: unknown unit {}", Quoted(text), Quoted(other))),
         };
         total_ms += value * scale_ms;
         exact_ns = exact_ns.and_then(|sum| {
@@ -149,7 +157,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     match exact_ns {
         Some(ns) if ns <= MAX_CONFIG_DURATION.as_nanos() => Ok(Duration::from_nanos(ns as u64)),
-        Some(_) => Err(format!("too large: {text:?} (the limit is 100 years)")),
+        Some(_) => Err(format!(
+            "too large: {} (the limit is 100 years)",
+            Quoted(text)
+        )),
         None => millis_to_duration(total_ms),
     }
 }
@@ -290,12 +301,16 @@ impl Rate {
 /// Parse `"50/s"`, `"1000/m"`, `"5/10s"`, `"1/1.5h"`.
 pub fn parse_rate(text: &str) -> Result<Rate, String> {
     let (limit, period) = text.split_once('/').ok_or_else(|| {
-        format!("invalid rate {text:?}: expected \"N/unit\" such as \"50/s\" or \"1000/m\"")
+        format!(
+            "invalid rate {}: expected \"N/unit\" such as \"50/s\" or \"1000/m\"",
+            Quoted(text)
+        )
     })?;
     let limit: u64 = limit.trim().parse().map_err(|_| {
         format!(
-            "invalid rate {text:?}: {:?} is not a whole number",
-            limit.trim()
+            "invalid rate {}: {} is not a whole number",
+            Quoted(text),
+            Quoted(limit.trim())
         )
     })?;
     let period = period.trim();
@@ -304,11 +319,15 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
     } else {
         parse_duration(&format!("1{period}"))
     }
-    .map_err(|e| format!("invalid rate {text:?}: {e}"))?;
+    .map_err(|e| format!("invalid rate {}: {e}", Quoted(text)))?;
     if limit == 0 {
-        return Err(format!("invalid rate {text:?}: the limit must be >= 1"));
+        return Err(format!(
+            "invalid rate {}: the limit must be >= 1",
+            Quoted(text)
+        ));
     }
-    Rate::new(limit, period).ok_or_else(|| format!("invalid rate {text:?}: the period must be > 0"))
+    Rate::new(limit, period)
+        .ok_or_else(|| format!("invalid rate {}: the period must be > 0", Quoted(text)))
 }
 
 const RATE_EXPECTING: &str =

@@ -115,6 +115,54 @@ impl Issues {
     }
 }
 
+/// A text in double quotes as `{:?}` writes it, except that a non-ASCII character is always
+/// written as it is (`{:?}` escapes the unprintable ones, which takes Unicode tables: about
+/// 3 KB of the npm package's browser module). ASCII is escaped as `{:?}` escapes it: `\"`,
+/// `\\`, `\n`, `\r`, `\t`, `\0`, other control characters as `\u{1b}`.
+#[derive(Clone, Copy, Debug)]
+pub struct Quoted<'a>(pub &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        for c in self.0.chars() {
+            escape(c, '"', f)?;
+        }
+        f.write_str("\"")
+    }
+}
+
+/// A character in single quotes, as `{:?}` writes it (but for unprintable non-ASCII, as
+/// [`Quoted`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QuotedChar(pub char);
+
+impl fmt::Display for QuotedChar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("'")?;
+        escape(self.0, '\'', f)?;
+        f.write_str("'")
+    }
+}
+
+/// One character as `{:?}` escapes it inside `quote`s (see [`Quoted`]).
+fn escape(c: char, quote: char, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    use fmt::Write;
+    match c {
+        '\\' => f.write_str("\\\\"),
+        '\n' => f.write_str("\\n"),
+        '\r' => f.write_str("\\r"),
+        '\t' => f.write_str("\\t"),
+        '\0' => f.write_str("\\0"),
+        c if c == quote => {
+            f.write_char('\\')?;
+            f.write_char(c)
+        }
+        c if c.is_ascii_control() => write!(f, "\\u{{{:x}}}", u32::from(c)),
+        c => f.write_char(c),
+    }
+}
+
 /// `prefix.field`, or whichever is non-empty.
 #[must_use]
 pub fn join(prefix: &str, field: &str) -> String {
@@ -174,3 +222,21 @@ impl fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_text_is_written_as_debug_writes_it_but_for_unprintable_non_ascii() {
+        let mut every_ascii: String = (0_u8..128).map(char::from).collect();
+        every_ascii.push_str("é中😀 'x' \"y\" \\z");
+        assert_eq!(Quoted(&every_ascii).to_string(), format!("{every_ascii:?}"));
+        for c in every_ascii.chars() {
+            assert_eq!(QuotedChar(c).to_string(), format!("{c:?}"), "{c:?}");
+        }
+        // The deliberate difference: no Unicode tables, so a zero-width space stays as it is.
+        assert_eq!(format!("{:?}", "\u{200b}"), "\"\\u{200b}\"");
+        assert_eq!(Quoted("\u{200b}").to_string(), "\"\u{200b}\"");
+    }
+}

@@ -35,7 +35,7 @@ use crate::breaker::{
 };
 use crate::bulkhead::{Bulkhead, BulkheadConfig, BulkheadMetrics, Entry, Ticket};
 use crate::deadline::{min_deadline, TimeoutConfig};
-use crate::error::{ConfigError, Issues, UsageError};
+use crate::error::{ConfigError, Issues, Quoted, UsageError};
 use crate::event::{ErrorKind, Event, EventKind, EventQueue};
 use crate::keyed::{Keyed, KeyedState};
 use crate::rate_limit::{RateDecision, RateLimitConfig, RateLimitMetrics, RateLimiter};
@@ -377,7 +377,7 @@ impl PipelineConfig {
                 if order[..i].contains(stage) {
                     issues.push(
                         format!("order[{i}]"),
-                        format!("{:?} is listed twice", stage.as_str()),
+                        format!("{} is listed twice", Quoted(stage.as_str())),
                     );
                 }
             }
@@ -400,8 +400,8 @@ impl PipelineConfig {
                     issues.push(
                         "order",
                         format!(
-                            "must list every configured policy; {:?} is missing",
-                            stage.as_str()
+                            "must list every configured policy; {} is missing",
+                            Quoted(stage.as_str())
                         ),
                     );
                 }

@@ -44,7 +44,7 @@ use crate::breaker::{
     TripRule,
 };
 use crate::config::{from_json_str, ConfigDuration};
-use crate::error::{ConfigError, Issues, UsageError};
+use crate::error::{ConfigError, Issues, Quoted, UsageError};
 use crate::event::{BreakerState, Event, EventKind, EventQueue};
 use crate::keyed::SeededSipHasher;
 use crate::pipeline::IdMap;
@@ -241,7 +241,8 @@ impl<'de> Deserialize<'de> for Instances {
             Raw::N(n) => Ok(Instances::Fixed(n)),
             Raw::S(s) if s == "auto" => Ok(Instances::Auto),
             Raw::S(s) => Err(serde::de::Error::custom(format!(
-                "expected a whole number of instances or \"auto\", got {s:?}"
+                "expected a whole number of instances or \"auto\", got {}",
+                Quoted(&s)
             ))),
         }
     }
@@ -378,7 +379,10 @@ impl crate::read::FromTree for Instances {
             Node::PosInt(n) if n <= u64::from(u32::MAX) => Ok(Instances::Fixed(n as u32)),
             Node::Str(s) if s == "auto" => Ok(Instances::Auto),
             Node::Str(s) => Err(crate::read::custom(
-                &format!("expected a whole number of instances or \"auto\", got {s:?}"),
+                &format!(
+                    "expected a whole number of instances or \"auto\", got {}",
+                    Quoted(&s)
+                ),
                 at,
             )),
             _ => Err(crate::read::custom(
@@ -512,8 +516,8 @@ impl StoreConfig {
                 issues.push(
                     at("algorithm"),
                     format!(
-                        "must be \"gcra\" when shared through a store, got {:?}",
-                        l.algorithm.as_str()
+                        "must be \"gcra\" when shared through a store, got {}",
+                        Quoted(l.algorithm.as_str())
                     ),
                 );
             }

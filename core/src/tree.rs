@@ -329,15 +329,32 @@ impl de::Error for Error {
 
 /// serde_json's own `invalid_type`/`invalid_value` wording (`null` for unit; a float as its
 /// float formatter writes it), without linking that formatter's tables: about 17 KB of wasm
-/// for a number in an error message.
+/// for a number in an error message. Every other text is serde's own, written here rather
+/// than through serde's `Display` (whose string arm quotes with `{:?}` and its Unicode
+/// tables; see `error::Quoted`).
 struct JsonUnexpected<'a>(Unexpected<'a>);
 
 impl fmt::Display for JsonUnexpected<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             Unexpected::Unit => f.write_str("null"),
+            Unexpected::Bool(b) => write!(f, "boolean `{b}`"),
+            Unexpected::Unsigned(n) => write!(f, "integer `{n}`"),
+            Unexpected::Signed(n) => write!(f, "integer `{n}`"),
             Unexpected::Float(v) => write!(f, "floating point `{}`", json_float(v)),
-            unexp => fmt::Display::fmt(&unexp, f),
+            Unexpected::Char(c) => write!(f, "character `{c}`"),
+            Unexpected::Str(s) => write!(f, "string {}", crate::error::Quoted(s)),
+            Unexpected::Bytes(_) => f.write_str("byte array"),
+            Unexpected::Option => f.write_str("Option value"),
+            Unexpected::NewtypeStruct => f.write_str("newtype struct"),
+            Unexpected::Seq => f.write_str("sequence"),
+            Unexpected::Map => f.write_str("map"),
+            Unexpected::Enum => f.write_str("enum"),
+            Unexpected::UnitVariant => f.write_str("unit variant"),
+            Unexpected::NewtypeVariant => f.write_str("newtype variant"),
+            Unexpected::TupleVariant => f.write_str("tuple variant"),
+            Unexpected::StructVariant => f.write_str("struct variant"),
+            Unexpected::Other(other) => f.write_str(other),
         }
     }
 }
@@ -1138,6 +1155,31 @@ mod tests {
         ] {
             check(target, &v);
         }
+    }
+
+    #[test]
+    fn unexpected_values_are_named_as_serde_names_them() {
+        for unexp in [
+            Unexpected::Bool(true),
+            Unexpected::Unsigned(7),
+            Unexpected::Signed(-7),
+            Unexpected::Char('x'),
+            Unexpected::Str("a \"b\"\n"),
+            Unexpected::Bytes(b"x"),
+            Unexpected::Option,
+            Unexpected::NewtypeStruct,
+            Unexpected::Seq,
+            Unexpected::Map,
+            Unexpected::Enum,
+            Unexpected::UnitVariant,
+            Unexpected::NewtypeVariant,
+            Unexpected::TupleVariant,
+            Unexpected::StructVariant,
+            Unexpected::Other("other"),
+        ] {
+            assert_eq!(JsonUnexpected(unexp).to_string(), unexp.to_string());
+        }
+        assert_eq!(JsonUnexpected(Unexpected::Unit).to_string(), "null");
     }
 
     #[test]

@@ -8,7 +8,6 @@
 #![cfg_attr(feature = "json-config", allow(dead_code))]
 
 use js_sys::{Array, ArrayBuffer, Number, Object, Symbol, Uint8Array};
-use serde::de::{self, Unexpected};
 use tripwire_core::tree::Node;
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -98,28 +97,28 @@ fn entry(pair: JsValue, first: bool) -> Result<(String, Node), String> {
 #[cold]
 #[inline(never)]
 fn unexpected(value: &JsValue, expected: &str) -> String {
-    let text;
-    let bytes;
-    let unexp = if value.loose_eq(&JsValue::NULL) {
-        Unexpected::Unit
+    // serde's `Unexpected` texts, written here: its `Display` would link `{:?}`'s Unicode
+    // tables for the string arm.
+    let what = if value.loose_eq(&JsValue::NULL) {
+        "unit value".to_owned()
     } else if let Some(b) = value.as_bool() {
-        Unexpected::Bool(b)
+        format!("boolean `{b}`")
     } else if let Some(f) = value.as_f64() {
-        Unexpected::Float(f)
+        // serde writes a float with a decimal point (`1.0`), as `{}` does past it.
+        let text = f.to_string();
+        if f.is_finite() && !text.contains('.') {
+            format!("floating point `{text}.0`")
+        } else {
+            format!("floating point `{text}`")
+        }
     } else if let Some(s) = value.as_string() {
-        text = s;
-        Unexpected::Str(&text)
-    } else if let Some(b) = value.dyn_ref::<Uint8Array>() {
-        bytes = b.to_vec();
-        Unexpected::Bytes(&bytes)
-    } else if let Some(b) = value.dyn_ref::<ArrayBuffer>() {
-        bytes = Uint8Array::new(b).to_vec();
-        Unexpected::Bytes(&bytes)
+        format!("string {}", tripwire_core::error::Quoted(&s))
+    } else if value.is_instance_of::<Uint8Array>() || value.is_instance_of::<ArrayBuffer>() {
+        "byte array".to_owned()
     } else {
-        text = format!("{value:?}");
-        Unexpected::Other(&text)
+        format!("{value:?}")
     };
-    js_error(&<de::value::Error as de::Error>::invalid_type(unexp, &expected).to_string())
+    js_error(&format!("invalid type: {what}, expected {expected}"))
 }
 
 /// The text of `new Error(message)`, as JS's `String()` writes it.
