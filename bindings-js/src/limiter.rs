@@ -33,7 +33,12 @@ fn decision(d: RateDecision) -> u32 {
 }
 
 fn cost(n: f64) -> Result<u64, JsValue> {
-    count(n).ok_or_else(|| type_error(&format!("cost must be a whole number >= 0, got {n}")))
+    count(n).ok_or_else(|| {
+        type_error(&format!(
+            "cost must be a whole number >= 0, got {}",
+            tripwire_core::decimal::Float(n)
+        ))
+    })
 }
 
 /// The low-level rate limiter.

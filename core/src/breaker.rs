@@ -65,6 +65,7 @@ use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::config::ConfigDuration;
+use crate::decimal::Float;
 use crate::error::{ConfigError, Issues, QuotedChar};
 use crate::event::{BreakerState, ErrorKind, Event, EventKind, EventQueue};
 use crate::read::{self, read_fields, FromTree};
@@ -222,7 +223,7 @@ fn check_fraction(issues: &mut Issues, path: &str, value: f64) {
     if !(value > 0.0 && value <= 1.0) {
         issues.push(
             path,
-            format!("must be a fraction > 0 and <= 1, got {value}"),
+            format!("must be a fraction > 0 and <= 1, got {}", Float(value)),
         );
     }
 }
@@ -544,7 +545,7 @@ impl OpenDuration {
                 if !(multiplier.is_finite() && multiplier >= 1.0) {
                     issues.push(
                         "openDuration.multiplier",
-                        format!("must be >= 1, got {multiplier}"),
+                        format!("must be >= 1, got {}", Float(multiplier)),
                     );
                 }
                 if max < base {

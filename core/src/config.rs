@@ -11,6 +11,7 @@ use core::time::Duration;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::decimal::Float;
 use crate::error::{ConfigError, Quoted};
 
 /// The longest duration a config may hold: 100 years. Longer is surely a unit mistake.
@@ -82,14 +83,21 @@ impl From<Duration> for ConfigDuration {
 
 fn millis_to_duration(ms: f64) -> Result<Duration, String> {
     if !ms.is_finite() {
-        return Err(format!("must be a finite number of milliseconds, got {ms}"));
+        return Err(format!(
+            "must be a finite number of milliseconds, got {}",
+            Float(ms)
+        ));
     }
     if ms < 0.0 {
-        return Err(format!("must be >= 0, got {ms}"));
+        return Err(format!("must be >= 0, got {}", Float(ms)));
     }
-    let d = Duration::try_from_secs_f64(ms / 1000.0).map_err(|_| format!("too large: {ms}ms"))?;
+    let d = Duration::try_from_secs_f64(ms / 1000.0)
+        .map_err(|_| format!("too large: {}ms", Float(ms)))?;
     if d > MAX_CONFIG_DURATION {
-        return Err(format!("too large: {ms}ms (the limit is 100 years)"));
+        return Err(format!(
+            "too large: {}ms (the limit is 100 years)",
+            Float(ms)
+        ));
     }
     Ok(d)
 }

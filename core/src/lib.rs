@@ -57,7 +57,7 @@ pub mod breaker;
 pub mod bulkhead;
 pub mod config;
 pub mod deadline;
-mod decimal;
+pub mod decimal;
 pub mod error;
 pub mod event;
 #[cfg(feature = "futures")]

@@ -60,7 +60,7 @@ impl Out<'_> {
             let _ = write!(self.out, "\",{k}=\"");
             escape_label(self.out, v);
         }
-        let _ = writeln!(self.out, "\"}} {value}");
+        let _ = writeln!(self.out, "\"}} {}", crate::decimal::Float(value));
     }
 
     fn one(&mut self, name: &str, kind: &str, help: &str, value: f64) {

@@ -53,6 +53,7 @@ use core::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigDuration;
+use crate::decimal::Float;
 use crate::error::{ConfigError, Issues};
 use crate::event::ErrorKind;
 use crate::read::read_fields;
@@ -158,7 +159,10 @@ impl BackoffConfig {
         if !(self.multiplier.is_finite() && self.multiplier >= 1.0) {
             issues.push(
                 "multiplier",
-                format!("must be a finite number >= 1, got {}", self.multiplier),
+                format!(
+                    "must be a finite number >= 1, got {}",
+                    Float(self.multiplier)
+                ),
             );
         }
         if self.base > self.max {
@@ -166,8 +170,8 @@ impl BackoffConfig {
                 "base",
                 format!(
                     "must be <= max ({}ms), got {}ms",
-                    millis(self.max),
-                    millis(self.base)
+                    Float(millis(self.max)),
+                    Float(millis(self.base))
                 ),
             );
         }
@@ -254,16 +258,23 @@ impl BudgetConfig {
         }
         let r = self.token_ratio;
         if !r.is_finite() || r <= 0.0 {
-            issues.push("tokenRatio", format!("must be > 0, got {r}"));
+            issues.push("tokenRatio", format!("must be > 0, got {}", Float(r)));
         } else if r < 0.001 {
             issues.push(
                 "tokenRatio",
-                format!("must be >= 0.001 (tokens count in thousandths), got {r}"),
+                format!(
+                    "must be >= 0.001 (tokens count in thousandths), got {}",
+                    Float(r)
+                ),
             );
         } else if r > f64::from(self.max_tokens) && self.max_tokens > 0 {
             issues.push(
                 "tokenRatio",
-                format!("must be <= maxTokens ({}), got {r}", self.max_tokens),
+                format!(
+                    "must be <= maxTokens ({}), got {}",
+                    self.max_tokens,
+                    Float(r)
+                ),
             );
         }
         issues.finish(())

@@ -552,8 +552,9 @@ impl SharedBreaker {
             slow.to_string(),
             rule.bucket_us.to_string(),
             rule.buckets.to_string(),
-            format!("{}", rule.failure_rate),
-            rule.slow_rate.map_or(String::new(), |r| format!("{r}")),
+            crate::decimal::Float(rule.failure_rate).to_string(),
+            rule.slow_rate
+                .map_or(String::new(), |r| crate::decimal::Float(r).to_string()),
             rule.minimum_calls.to_string(),
         ]
     }

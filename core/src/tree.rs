@@ -401,47 +401,28 @@ impl fmt::Display for JsonUnexpected<'_> {
 #[cold]
 #[inline(never)]
 fn json_float(v: f64) -> String {
-    // `Display` writes the same shortest round-trip digits, in plain notation padded with
-    // zeros ("-0.00000015", "100000000000000000000", "inf", "NaN"): take the digits and the
-    // decimal exponent of the first one from it.
-    let plain = format!("{v}");
+    use crate::decimal::{exact_digits, shortest, Float};
     if !v.is_finite() {
         // Not reachable from a Node (NaN and the infinities are null); zmij writes these so.
-        return plain;
+        return Float(v).to_string();
     }
     let mut out = String::new();
-    let mut int_len = 0_i32;
-    let mut digits = Vec::with_capacity(plain.len());
-    for b in plain.bytes() {
-        match b {
-            b'-' => out.push('-'),
-            b'.' => int_len = digits.len() as i32,
-            _ => digits.push(b),
-        }
+    if v.is_sign_negative() {
+        out.push('-');
     }
-    if !plain.contains('.') {
-        int_len = digits.len() as i32;
-    }
-    let first = digits
-        .iter()
-        .position(|d| *d != b'0')
-        .unwrap_or(digits.len() - 1);
-    let last = digits.iter().rposition(|d| *d != b'0').unwrap_or(first);
-    let mut digits = digits[first..=last].to_vec();
-    let exp = int_len - 1 - first as i32;
+    let v = v.abs();
+    let (mut digits, exp) = if v == 0.0 {
+        (vec![b'0'], 0)
+    } else {
+        shortest(v)
+    };
     // Both write the shortest digits that read back, but when the number lies exactly
     // halfway between the two closest such candidates, Rust takes the upper one and zmij the
     // even one: the exact expansion then has one more digit, a 5.
     if digits.last().is_some_and(|d| d % 2 == 1) {
-        // Every digit of the exact value (1074 places reach the smallest subnormal), with
-        // `Display`'s exact mode, which `{}` links anyway.
-        let exact = format!("{:.1074}", v.abs());
-        let exact: Vec<u8> = exact.bytes().filter(u8::is_ascii_digit).collect();
-        let start = exact.iter().position(|d| *d != b'0').unwrap_or(0);
-        let exact = &exact[start..];
-        let end = exact.iter().rposition(|d| *d != b'0').map_or(0, |i| i + 1);
+        let (exact, _) = exact_digits(v);
         let n = digits.len();
-        if end == n + 1 && exact[n] == b'5' && exact[..n - 1] == digits[..n - 1] {
+        if exact.len() == n + 1 && exact[n] == b'5' && exact[..n - 1] == digits[..n - 1] {
             if let Some(d) = digits.last_mut() {
                 if exact[n - 1] + 1 == *d {
                     *d -= 1;
@@ -451,35 +432,18 @@ fn json_float(v: f64) -> String {
     }
     let digits = digits.as_slice();
     let n = digits.len() as i32;
-    let push = |out: &mut String, digits: &[u8]| {
-        for d in digits {
-            out.push(char::from(*d));
-        }
-    };
     if (-5..=15).contains(&exp) {
+        crate::decimal::write_plain(&mut out, digits, exp);
         if n - 1 <= exp {
-            push(&mut out, digits);
-            for _ in 0..exp - (n - 1) {
-                out.push('0');
-            }
             out.push_str(".0");
-        } else if exp >= 0 {
-            let (int, frac) = digits.split_at(exp as usize + 1);
-            push(&mut out, int);
-            out.push('.');
-            push(&mut out, frac);
-        } else {
-            out.push_str("0.");
-            for _ in 0..-exp - 1 {
-                out.push('0');
-            }
-            push(&mut out, digits);
         }
     } else {
-        push(&mut out, &digits[..1]);
+        out.push(char::from(digits[0]));
         if n > 1 {
             out.push('.');
-            push(&mut out, &digits[1..]);
+            for d in &digits[1..] {
+                out.push(char::from(*d));
+            }
         }
         out.push('e');
         out.push(if exp < 0 { '-' } else { '+' });

@@ -105,7 +105,7 @@ fn unexpected(value: &JsValue, expected: &str) -> String {
         format!("boolean `{b}`")
     } else if let Some(f) = value.as_f64() {
         // serde writes a float with a decimal point (`1.0`), as `{}` does past it.
-        let text = f.to_string();
+        let text = tripwire_core::decimal::Float(f).to_string();
         if f.is_finite() && !text.contains('.') {
             format!("floating point `{text}.0`")
         } else {
