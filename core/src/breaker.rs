@@ -553,8 +553,9 @@ impl OpenDuration {
                         "openDuration.max",
                         format!(
                             "must be >= openDuration.base ({}ms), got {}ms",
-                            base.get().as_millis(),
-                            max.get().as_millis()
+                            // Config durations are at most 100 years: whole ms fit a u64.
+                            base.nanos() / 1_000_000,
+                            max.nanos() / 1_000_000
                         ),
                     );
                 }

@@ -419,7 +419,9 @@ impl Big {
             }
         }
         if limbs > 0 {
-            self.0.splice(0..0, core::iter::repeat_n(0, limbs));
+            let mut shifted = vec![0; limbs + self.0.len()];
+            shifted[limbs..].copy_from_slice(&self.0);
+            self.0 = shifted;
         }
     }
 
