@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esm from 'tripwire';
@@ -79,4 +80,17 @@ test("Node's module has the shared store and the browser's, built for size, leav
   }
   // Everything else is the same API.
   assert.deepEqual(web.filter((n) => !/store|sharedlimiter/i.test(n)).sort(), node.filter((n) => !/store|sharedlimiter/i.test(n)).sort());
+});
+
+// The browser module's size, wasm + glue gzipped (what `build-js.sh` prints): a ceiling a few
+// percent above the measured 103.3 KB, so a change that links a large piece of `core` or
+// `std` again (a float formatter, `{:?}`'s Unicode tables, a serializer per type: each 3 to
+// 8 KB) fails here rather than growing the download unnoticed. DESIGN.md §6 asked for 40 KB;
+// why this build cannot reach it is in README.md ("Bundle size").
+const BROWSER_BUDGET_GZIP = 107_000;
+
+test('the browser module (wasm + glue, gzipped) stays within its size budget', () => {
+  const gz = (file) => gzipSync(readFileSync(join(root, 'dist/web', file)), { level: 9 }).length;
+  const size = gz('tripwire_js_bg.wasm') + gz('tripwire_js.js');
+  assert.ok(size <= BROWSER_BUDGET_GZIP, `browser module ${size} B gzip > budget ${BROWSER_BUDGET_GZIP} B`);
 });

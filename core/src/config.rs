@@ -17,11 +17,18 @@ use crate::error::{ConfigError, Quoted};
 /// The longest duration a config may hold: 100 years. Longer is surely a unit mistake.
 pub const MAX_CONFIG_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-/// Parse a JSON document into `T`, naming the field path of the first problem.
+/// Parse a JSON document into `T`, naming the field path of the first problem. (tripwire's
+/// own config types also read themselves, [`crate::FromTree::from_json_str`]: the same value
+/// or the same error by a smaller route, the one every binding takes.)
 pub fn from_json_str<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    crate::tree::deserialize(json_tree(text)?)
+}
+
+/// JSON text as a tree; a syntax error has no path.
+pub(crate) fn json_tree(text: &str) -> Result<crate::tree::Node, ConfigError> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| ConfigError::new("", format!("invalid JSON: {e}")))?;
-    from_json_value(value)
+    Ok(crate::tree::Node::from(value))
 }
 
 /// Deserialize an already-parsed JSON value into `T`, naming the field path of the first problem.

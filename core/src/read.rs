@@ -34,9 +34,7 @@ pub trait FromTree: Sized {
     /// Parse JSON text, naming the field path of the first problem: the same value or the
     /// same error as `config::from_json_str`, by a smaller route.
     fn from_json_str(text: &str) -> Result<Self, ConfigError> {
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| ConfigError::new("", format!("invalid JSON: {e}")))?;
-        Self::from_tree(Node::from(value))
+        Self::from_tree(crate::config::json_tree(text)?)
     }
 }
 
