@@ -113,5 +113,21 @@ fn pipeline(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, breaker, rate_limit, bulkhead, retry, pipeline);
+/// Reading a policy file's JSON: the route every binding takes (`FromTree`: JSON → tree →
+/// the core's reader) beside the derived serde route (`config::from_json_str`).
+fn config(c: &mut Criterion) {
+    use tripwire_core::pipeline::PolicyFile;
+    use tripwire_core::FromTree;
+    let text = include_str!("../../examples/policies/services.json");
+    c.bench_function("config_read/services.json/from_tree", |bench| {
+        bench.iter(|| black_box(PolicyFile::from_json_str(black_box(text)).unwrap()))
+    });
+    c.bench_function("config_read/services.json/serde", |bench| {
+        bench.iter(|| {
+            black_box(tripwire_core::config::from_json_str::<PolicyFile>(black_box(text)).unwrap())
+        })
+    });
+}
+
+criterion_group!(benches, breaker, rate_limit, bulkhead, retry, pipeline, config);
 criterion_main!(benches);
