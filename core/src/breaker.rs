@@ -68,7 +68,7 @@ use crate::config::ConfigDuration;
 use crate::decimal::Float;
 use crate::error::{ConfigError, Issues, QuotedChar};
 use crate::event::{BreakerState, ErrorKind, Event, EventKind, EventQueue};
-use crate::read::{self, read_fields, FromTree};
+use crate::read::{self, read_struct, FromTree};
 use crate::time::{Instant, Monotonic};
 use crate::tree::{At, Error as TreeError, Node};
 use crate::window::{CountWindow, TimeWindow, Totals};
@@ -946,56 +946,52 @@ pub enum WindowSnapshot {
 
 impl FromTree for BreakerConfig {
     fn read(node: Node, at: &At<'_>) -> Result<Self, TreeError> {
-        read_fields!(node, at, "struct BreakerConfig", {
-            trip: "trip" = TripRule::default(),
-            open_duration: "openDuration" = OpenDuration::default(),
-            half_open: "halfOpen" = HalfOpenConfig::default(),
-            share: "share" = None,
-        });
-        Ok(BreakerConfig {
-            trip,
-            open_duration,
-            half_open,
-            share,
-        })
+        read_struct!(
+            node,
+            at,
+            "struct BreakerConfig",
+            BreakerConfig {
+                trip: "trip" = TripRule::default(),
+                open_duration: "openDuration" = OpenDuration::default(),
+                half_open: "halfOpen" = HalfOpenConfig::default(),
+                share: "share" = None,
+            }
+        )
     }
 }
 
 impl FromTree for TripRule {
     fn read(node: Node, at: &At<'_>) -> Result<Self, TreeError> {
-        read_fields!(node, at, "struct RawTrip", {
-            consecutive_failures: "consecutiveFailures" = None,
-            failure_rate: "failureRate" = None,
-            window: "window" = None,
-            minimum_calls: "minimumCalls" = None,
-            slow_call_rate: "slowCallRate" = None,
-            slow_call_duration: "slowCallDuration" = None,
-        });
-        TripRule::try_from(RawTrip {
-            consecutive_failures,
-            failure_rate,
-            window,
-            minimum_calls,
-            slow_call_rate,
-            slow_call_duration,
-        })
-        .map_err(|e| read::custom(&e, at))
+        read_struct!(
+            node,
+            at,
+            "struct RawTrip",
+            RawTrip {
+                consecutive_failures: "consecutiveFailures" = None,
+                failure_rate: "failureRate" = None,
+                window: "window" = None,
+                minimum_calls: "minimumCalls" = None,
+                slow_call_rate: "slowCallRate" = None,
+                slow_call_duration: "slowCallDuration" = None,
+            }
+        )
+        .and_then(|raw| TripRule::try_from(raw).map_err(|e| read::custom(&e, at)))
     }
 }
 
 impl FromTree for WindowConfig {
     fn read(node: Node, at: &At<'_>) -> Result<Self, TreeError> {
-        read_fields!(node, at, "struct RawWindow", {
-            calls: "calls" = None,
-            duration: "duration" = None,
-            buckets: "buckets" = None,
-        });
-        WindowConfig::try_from(RawWindow {
-            calls,
-            duration,
-            buckets,
-        })
-        .map_err(|e| read::custom(&e, at))
+        read_struct!(
+            node,
+            at,
+            "struct RawWindow",
+            RawWindow {
+                calls: "calls" = None,
+                duration: "duration" = None,
+                buckets: "buckets" = None,
+            }
+        )
+        .and_then(|raw| WindowConfig::try_from(raw).map_err(|e| read::custom(&e, at)))
     }
 }
 
@@ -1003,16 +999,16 @@ impl FromTree for OpenDuration {
     fn read(node: Node, at: &At<'_>) -> Result<Self, TreeError> {
         match node {
             Node::Map(_) => {
-                read_fields!(node, at, "struct RawBackoff", {
-                    base: "base",
-                    multiplier: "multiplier" = default_multiplier(),
-                    max: "max",
-                });
-                Ok(OpenDuration::Backoff {
-                    base,
-                    multiplier,
-                    max,
-                })
+                read_struct!(
+                    node,
+                    at,
+                    "struct RawBackoff",
+                    OpenDuration::Backoff {
+                        base: "base",
+                        multiplier: "multiplier" = default_multiplier(),
+                        max: "max",
+                    }
+                )
             }
             Node::PosInt(_) | Node::NegInt(_) | Node::Float(_) | Node::Str(_) => {
                 ConfigDuration::read(node, at).map(OpenDuration::Fixed)
@@ -1024,35 +1020,34 @@ impl FromTree for OpenDuration {
 
 impl FromTree for HalfOpenConfig {
     fn read(node: Node, at: &At<'_>) -> Result<Self, TreeError> {
-        read_fields!(node, at, "struct RawHalfOpen", {
-            permitted_calls: "permittedCalls" = None,
-            success_threshold: "successThreshold" = default_success_threshold(),
-        });
-        Ok(HalfOpenConfig::from(RawHalfOpen {
-            permitted_calls,
-            success_threshold,
-        }))
+        read_struct!(
+            node,
+            at,
+            "struct RawHalfOpen",
+            RawHalfOpen {
+                permitted_calls: "permittedCalls" = None,
+                success_threshold: "successThreshold" = default_success_threshold(),
+            }
+        )
+        .map(HalfOpenConfig::from)
     }
 }
 
 impl FromTree for BreakerSnapshot {
     fn read(node: Node, at: &At<'_>) -> Result<Self, TreeError> {
-        read_fields!(node, at, "struct BreakerSnapshot", {
-            state: "state",
-            open_streak: "openStreak",
-            open_remaining: "openRemaining" = None,
-            consecutive_failures: "consecutiveFailures" = 0,
-            half_open_successes: "halfOpenSuccesses" = 0,
-            window: "window" = None,
-        });
-        Ok(BreakerSnapshot {
-            state,
-            open_streak,
-            open_remaining,
-            consecutive_failures,
-            half_open_successes,
-            window,
-        })
+        read_struct!(
+            node,
+            at,
+            "struct BreakerSnapshot",
+            BreakerSnapshot {
+                state: "state",
+                open_streak: "openStreak",
+                open_remaining: "openRemaining" = None,
+                consecutive_failures: "consecutiveFailures" = 0,
+                half_open_successes: "halfOpenSuccesses" = 0,
+                window: "window" = None,
+            }
+        )
     }
 }
 
@@ -1068,22 +1063,26 @@ impl FromTree for WindowSnapshot {
             return Err(read::unit_variant_for_struct(at));
         };
         if index == 0 {
-            read_fields!(node, at, "struct variant", {
-                size: "size",
-                outcomes: "outcomes",
-            });
-            Ok(WindowSnapshot::Calls { size, outcomes })
+            read_struct!(
+                node,
+                at,
+                "struct variant",
+                WindowSnapshot::Calls {
+                    size: "size",
+                    outcomes: "outcomes",
+                }
+            )
         } else {
-            read_fields!(node, at, "struct variant", {
-                bucket_width: "bucketWidth",
-                buckets: "buckets",
-                recent: "recent",
-            });
-            Ok(WindowSnapshot::Time {
-                bucket_width,
-                buckets,
-                recent,
-            })
+            read_struct!(
+                node,
+                at,
+                "struct variant",
+                WindowSnapshot::Time {
+                    bucket_width: "bucketWidth",
+                    buckets: "buckets",
+                    recent: "recent",
+                }
+            )
         }
     }
 }

@@ -78,16 +78,16 @@ pub struct BulkheadConfig {
 
 impl crate::read::FromTree for BulkheadConfig {
     fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
-        crate::read::read_fields!(node, at, "struct BulkheadConfig", {
-            max_concurrent: "maxConcurrent" = default_max_concurrent(),
-            max_queue: "maxQueue" = default_max_queue(),
-            max_wait: "maxWait" = None,
-        });
-        Ok(BulkheadConfig {
-            max_concurrent,
-            max_queue,
-            max_wait,
-        })
+        crate::read::read_struct!(
+            node,
+            at,
+            "struct BulkheadConfig",
+            BulkheadConfig {
+                max_concurrent: "maxConcurrent" = default_max_concurrent(),
+                max_queue: "maxQueue" = default_max_queue(),
+                max_wait: "maxWait" = None,
+            }
+        )
     }
 }
 

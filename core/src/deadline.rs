@@ -30,14 +30,15 @@ pub struct TimeoutConfig {
 
 impl crate::read::FromTree for TimeoutConfig {
     fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
-        crate::read::read_fields!(node, at, "struct TimeoutConfig", {
-            per_attempt: "perAttempt" = default_per_attempt(),
-            overall: "overall" = None,
-        });
-        Ok(TimeoutConfig {
-            per_attempt,
-            overall,
-        })
+        crate::read::read_struct!(
+            node,
+            at,
+            "struct TimeoutConfig",
+            TimeoutConfig {
+                per_attempt: "perAttempt" = default_per_attempt(),
+                overall: "overall" = None,
+            }
+        )
     }
 }
 

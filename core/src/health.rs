@@ -96,29 +96,31 @@ pub struct CheckConfig {
 impl crate::read::FromTree for CheckConfig {
     fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
         let d = CheckConfig::default();
-        crate::read::read_fields!(node, at, "struct CheckConfig", {
-            timeout: "timeout" = d.timeout,
-            critical: "critical" = d.critical,
-            interval: "interval" = d.interval,
-            failure_threshold: "failureThreshold" = d.failure_threshold,
-            success_threshold: "successThreshold" = d.success_threshold,
-        });
-        Ok(CheckConfig {
-            timeout,
-            critical,
-            interval,
-            failure_threshold,
-            success_threshold,
-        })
+        crate::read::read_struct!(
+            node,
+            at,
+            "struct CheckConfig",
+            CheckConfig {
+                timeout: "timeout" = d.timeout,
+                critical: "critical" = d.critical,
+                interval: "interval" = d.interval,
+                failure_threshold: "failureThreshold" = d.failure_threshold,
+                success_threshold: "successThreshold" = d.success_threshold,
+            }
+        )
     }
 }
 
 impl crate::read::FromTree for HealthConfig {
     fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
-        crate::read::read_fields!(node, at, "struct HealthConfig", {
-            checks: "checks" = BTreeMap::new(),
-        });
-        Ok(HealthConfig { checks })
+        crate::read::read_struct!(
+            node,
+            at,
+            "struct HealthConfig",
+            HealthConfig {
+                checks: "checks" = BTreeMap::new(),
+            }
+        )
     }
 }
 

@@ -190,62 +190,64 @@ pub struct KeyedConfig {
 
 impl crate::read::FromTree for FallbackConfig {
     fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
-        crate::read::read_fields!(node, at, "struct FallbackConfig", {
-            on: "on" = all_call_kinds(),
-        });
-        Ok(FallbackConfig { on })
+        crate::read::read_struct!(
+            node,
+            at,
+            "struct FallbackConfig",
+            FallbackConfig {
+                on: "on" = all_call_kinds(),
+            }
+        )
     }
 }
 
 impl crate::read::FromTree for PipelineConfig {
     fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
-        crate::read::read_fields!(node, at, "struct PipelineConfig", {
-            rate_limit: "rateLimit" = None,
-            bulkhead: "bulkhead" = None,
-            circuit_breaker: "circuitBreaker" = None,
-            retry: "retry" = None,
-            timeout: "timeout" = None,
-            fallback: "fallback" = None,
-            order: "order" = None,
-            seed: "seed" = None,
-            keyed: "keyed" = None,
-            store: "store" = None,
-        });
-        Ok(PipelineConfig {
-            rate_limit,
-            bulkhead,
-            circuit_breaker,
-            retry,
-            timeout,
-            fallback,
-            order,
-            seed,
-            keyed,
-            store,
-        })
+        crate::read::read_struct!(
+            node,
+            at,
+            "struct PipelineConfig",
+            PipelineConfig {
+                rate_limit: "rateLimit" = None,
+                bulkhead: "bulkhead" = None,
+                circuit_breaker: "circuitBreaker" = None,
+                retry: "retry" = None,
+                timeout: "timeout" = None,
+                fallback: "fallback" = None,
+                order: "order" = None,
+                seed: "seed" = None,
+                keyed: "keyed" = None,
+                store: "store" = None,
+            }
+        )
     }
 }
 
 impl crate::read::FromTree for KeyedConfig {
     fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
-        crate::read::read_fields!(node, at, "struct KeyedConfig", {
-            max_keys: "maxKeys" = default_max_keys(),
-            idle_expiry: "idleExpiry" = default_idle_expiry(),
-        });
-        Ok(KeyedConfig {
-            max_keys,
-            idle_expiry,
-        })
+        crate::read::read_struct!(
+            node,
+            at,
+            "struct KeyedConfig",
+            KeyedConfig {
+                max_keys: "maxKeys" = default_max_keys(),
+                idle_expiry: "idleExpiry" = default_idle_expiry(),
+            }
+        )
     }
 }
 
 impl crate::read::FromTree for PolicyFile {
     fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
-        crate::read::read_fields!(node, at, "struct PolicyFile", {
-            seed: "seed" = None,
-            policies: "policies",
-        });
-        Ok(PolicyFile { seed, policies })
+        crate::read::read_struct!(
+            node,
+            at,
+            "struct PolicyFile",
+            PolicyFile {
+                seed: "seed" = None,
+                policies: "policies",
+            }
+        )
     }
 }
 

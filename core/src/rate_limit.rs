@@ -272,18 +272,17 @@ impl RateLimitConfig {
 
 impl crate::read::FromTree for LimitConfig {
     fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
-        crate::read::read_fields!(node, at, "struct LimitConfig", {
-            algorithm: "algorithm" = Algorithm::default(),
-            rate: "rate",
-            burst: "burst" = None,
-            max_wait: "maxWait" = ConfigDuration::default(),
-        });
-        Ok(LimitConfig {
-            algorithm,
-            rate,
-            burst,
-            max_wait,
-        })
+        crate::read::read_struct!(
+            node,
+            at,
+            "struct LimitConfig",
+            LimitConfig {
+                algorithm: "algorithm" = Algorithm::default(),
+                rate: "rate",
+                burst: "burst" = None,
+                max_wait: "maxWait" = ConfigDuration::default(),
+            }
+        )
     }
 }
 
@@ -301,16 +300,16 @@ impl crate::read::FromTree for RateLimitConfig {
 
 impl crate::read::FromTree for KeyedRateLimitConfig {
     fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
-        crate::read::read_fields!(node, at, "struct KeyedRateLimitConfig", {
-            limit: "limit",
-            max_keys: "maxKeys" = default_max_keys(),
-            idle_expiry: "idleExpiry" = default_idle_expiry(),
-        });
-        Ok(KeyedRateLimitConfig {
-            limit,
-            max_keys,
-            idle_expiry,
-        })
+        crate::read::read_struct!(
+            node,
+            at,
+            "struct KeyedRateLimitConfig",
+            KeyedRateLimitConfig {
+                limit: "limit",
+                max_keys: "maxKeys" = default_max_keys(),
+                idle_expiry: "idleExpiry" = default_idle_expiry(),
+            }
+        )
     }
 }
 

@@ -126,45 +126,61 @@ pub(crate) fn variant(node: Node, at: &At<'_>) -> Result<(String, Option<Node>),
     }
 }
 
-/// Read a struct's fields into locals named as its fields, in the caller's scope:
+/// Read a struct (`Type { field: "key", ... }` with `= value` for a field that may be
+/// missing): `Ok(Type { ... })`, or the first problem in key order. Returns from the
+/// enclosing function on a missing required field, so use it as an expression there:
 ///
 /// ```ignore
-/// read_fields!(node, at, "struct LeaseConfig", {
+/// read_struct!(node, at, "struct LeaseConfig", LeaseConfig {
 ///     size: "size",                      // required
 ///     ttl: "ttl" = default_ttl(),        // the value when missing
-/// });
+/// })
 /// ```
-macro_rules! read_fields {
-    ($node:expr, $at:expr, $expecting:literal, {
+macro_rules! read_struct {
+    ($node:expr, $at:expr, $expecting:literal, $($ty:ident)::+ {
         $($field:ident : $key:literal $(= $default:expr)?),+ $(,)?
-    }) => {
-        $(let mut $field = None;)+
+    }) => {{
+        $(let mut $field = $crate::read::read_struct!(@init $($default)?);)+
         $crate::read::fields($node, $at, $expecting, &[$($key),+], &mut |index, node, at| {
-            $crate::read::read_fields!(@arm index, node, at, 0_usize, $($field)+);
+            $crate::read::read_struct!(@arm index, node, at, 0_usize, $($field $(= $default)?;)+);
             Ok(())
         })?;
-        $(let $field = match $field {
-            Some(value) => value,
-            None => $crate::read::read_fields!(@missing $at, $key $(, $default)?),
-        };)+
+        $(let $field = $crate::read::read_struct!(@take $field, $at, $key $(, $default)?);)+
+        Ok($($ty)::+ { $($field),+ })
+    }};
+    (@init) => {
+        None
+    };
+    (@init $default:expr) => {
+        $default
     };
     // One `if` per field, by the index of its key.
-    (@arm $index:ident, $node:ident, $at:ident, $n:expr, $first:ident $($rest:ident)*) => {
+    (@arm $index:ident, $node:ident, $at:ident, $n:expr, $first:ident = $default:expr; $($rest:tt)*) => {
+        if $index == $n {
+            $first = $crate::read::FromTree::read($node, $at)?;
+            return Ok(());
+        }
+        $crate::read::read_struct!(@arm $index, $node, $at, $n + 1, $($rest)*);
+    };
+    (@arm $index:ident, $node:ident, $at:ident, $n:expr, $first:ident; $($rest:tt)*) => {
         if $index == $n {
             $first = Some($crate::read::FromTree::read($node, $at)?);
             return Ok(());
         }
-        $crate::read::read_fields!(@arm $index, $node, $at, $n + 1, $($rest)*);
+        $crate::read::read_struct!(@arm $index, $node, $at, $n + 1, $($rest)*);
     };
     (@arm $index:ident, $node:ident, $at:ident, $n:expr,) => {};
-    (@missing $at:expr, $key:literal) => {
-        return Err($crate::read::missing($key, $at))
+    (@take $field:ident, $at:expr, $key:literal) => {
+        match $field {
+            Some(value) => value,
+            None => return Err($crate::read::missing($key, $at)),
+        }
     };
-    (@missing $at:expr, $key:literal, $default:expr) => {
-        $default
+    (@take $field:ident, $at:expr, $key:literal, $default:expr) => {
+        $field
     };
 }
-pub(crate) use read_fields;
+pub(crate) use read_struct;
 
 /// `FromTree` for a unit-only enum: `read_unit_enum!(Jitter { "none" => None, ... });`
 macro_rules! read_unit_enum {

@@ -56,7 +56,7 @@ use crate::config::ConfigDuration;
 use crate::decimal::Float;
 use crate::error::{ConfigError, Issues};
 use crate::event::ErrorKind;
-use crate::read::read_fields;
+use crate::read::read_struct;
 use crate::rng::Rng;
 use crate::time::{duration_nanos, nanos_to_millis_f64, Instant, Monotonic};
 use crate::tree::{At, Error as TreeError, Node};
@@ -305,54 +305,51 @@ crate::read::read_unit_enum!(Pushback {
 impl crate::read::FromTree for RetryConfig {
     fn read(node: Node, at: &At<'_>) -> Result<Self, TreeError> {
         let d = RetryConfig::default();
-        read_fields!(node, at, "struct RetryConfig", {
-            max_retries: "maxRetries" = d.max_retries,
-            backoff: "backoff" = d.backoff,
-            max_elapsed: "maxElapsed" = d.max_elapsed,
-            budget: "budget" = d.budget,
-            pushback: "pushback" = d.pushback,
-        });
-        Ok(RetryConfig {
-            max_retries,
-            backoff,
-            max_elapsed,
-            budget,
-            pushback,
-        })
+        read_struct!(
+            node,
+            at,
+            "struct RetryConfig",
+            RetryConfig {
+                max_retries: "maxRetries" = d.max_retries,
+                backoff: "backoff" = d.backoff,
+                max_elapsed: "maxElapsed" = d.max_elapsed,
+                budget: "budget" = d.budget,
+                pushback: "pushback" = d.pushback,
+            }
+        )
     }
 }
 
 impl crate::read::FromTree for BackoffConfig {
     fn read(node: Node, at: &At<'_>) -> Result<Self, TreeError> {
         let d = BackoffConfig::default();
-        read_fields!(node, at, "struct BackoffConfig", {
-            kind: "type" = d.kind,
-            base: "base" = d.base,
-            multiplier: "multiplier" = d.multiplier,
-            max: "max" = d.max,
-            jitter: "jitter" = d.jitter,
-        });
-        Ok(BackoffConfig {
-            kind,
-            base,
-            multiplier,
-            max,
-            jitter,
-        })
+        read_struct!(
+            node,
+            at,
+            "struct BackoffConfig",
+            BackoffConfig {
+                kind: "type" = d.kind,
+                base: "base" = d.base,
+                multiplier: "multiplier" = d.multiplier,
+                max: "max" = d.max,
+                jitter: "jitter" = d.jitter,
+            }
+        )
     }
 }
 
 impl crate::read::FromTree for BudgetConfig {
     fn read(node: Node, at: &At<'_>) -> Result<Self, TreeError> {
         let d = BudgetConfig::default();
-        read_fields!(node, at, "struct BudgetConfig", {
-            max_tokens: "maxTokens" = d.max_tokens,
-            token_ratio: "tokenRatio" = d.token_ratio,
-        });
-        Ok(BudgetConfig {
-            max_tokens,
-            token_ratio,
-        })
+        read_struct!(
+            node,
+            at,
+            "struct BudgetConfig",
+            BudgetConfig {
+                max_tokens: "maxTokens" = d.max_tokens,
+                token_ratio: "tokenRatio" = d.token_ratio,
+            }
+        )
     }
 }
 

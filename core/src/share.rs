@@ -95,20 +95,18 @@ impl<'de> Deserialize<'de> for ShareConfig {
 #[cfg(feature = "store")]
 impl crate::read::FromTree for ShareConfig {
     fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
-        crate::read::read_fields!(node, at, "struct ShareConfig", {
-            mode: "mode" = default_mode(),
-            quorum: "quorum" = default_quorum(),
-            flush: "flush" = default_flush(),
-            vote_ttl: "voteTtl" = default_vote_ttl(),
-            lease: "lease" = default_lease(),
-        });
-        Ok(ShareConfig {
-            mode,
-            quorum,
-            flush,
-            vote_ttl,
-            lease,
-        })
+        crate::read::read_struct!(
+            node,
+            at,
+            "struct ShareConfig",
+            ShareConfig {
+                mode: "mode" = default_mode(),
+                quorum: "quorum" = default_quorum(),
+                flush: "flush" = default_flush(),
+                vote_ttl: "voteTtl" = default_vote_ttl(),
+                lease: "lease" = default_lease(),
+            }
+        )
     }
 }
 

@@ -329,28 +329,22 @@ impl<'de> Deserialize<'de> for StoreConfig {
 #[cfg(feature = "store")]
 impl crate::read::FromTree for StoreConfig {
     fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
-        crate::read::read_fields!(node, at, "struct StoreConfig", {
-            key: "key",
-            prefix: "prefix" = default_prefix(),
-            timeout: "timeout" = default_timeout(),
-            on_unavailable: "onUnavailable" = OnUnavailable::default(),
-            expected_instances: "expectedInstances" = Instances::default(),
-            heartbeat: "heartbeat" = default_heartbeat(),
-            cache_denials: "cacheDenials" = default_true(),
-            breaker: "breaker" = default_store_breaker(),
-            lease: "lease" = None,
-        });
-        Ok(StoreConfig {
-            key,
-            prefix,
-            timeout,
-            on_unavailable,
-            expected_instances,
-            heartbeat,
-            cache_denials,
-            breaker,
-            lease,
-        })
+        crate::read::read_struct!(
+            node,
+            at,
+            "struct StoreConfig",
+            StoreConfig {
+                key: "key",
+                prefix: "prefix" = default_prefix(),
+                timeout: "timeout" = default_timeout(),
+                on_unavailable: "onUnavailable" = OnUnavailable::default(),
+                expected_instances: "expectedInstances" = Instances::default(),
+                heartbeat: "heartbeat" = default_heartbeat(),
+                cache_denials: "cacheDenials" = default_true(),
+                breaker: "breaker" = default_store_breaker(),
+                lease: "lease" = None,
+            }
+        )
     }
 }
 
@@ -363,11 +357,15 @@ impl crate::read::FromTree for StoreConfig {
 
 impl crate::read::FromTree for LeaseConfig {
     fn read(node: crate::tree::Node, at: &crate::tree::At<'_>) -> Result<Self, crate::tree::Error> {
-        crate::read::read_fields!(node, at, "struct LeaseConfig", {
-            size: "size",
-            ttl: "ttl",
-        });
-        Ok(LeaseConfig { size, ttl })
+        crate::read::read_struct!(
+            node,
+            at,
+            "struct LeaseConfig",
+            LeaseConfig {
+                size: "size",
+                ttl: "ttl",
+            }
+        )
     }
 }
 
