@@ -155,7 +155,7 @@ impl RawHealth {
     /// The report as a plain object, stamped with the host's `timestamp` text.
     #[wasm_bindgen(js_name = reportJson)]
     pub fn report_json(&self, timestamp: &str) -> JsValue {
-        to_js(&self.inner.report_tree(timestamp))
+        tripwire_js_serde::tree_to_js(self.inner.report_tree(timestamp))
     }
 
     /// Counters and gauges as a plain object.

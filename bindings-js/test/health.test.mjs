@@ -200,6 +200,9 @@ test('a periodic run that outlasts its interval makes its check due the moment i
   await clock.advance(600);
   assert.deepEqual(starts, [0, 250, 500]);
   const report = health.report();
+  // Keys in order, as Python's and C's JSON reports have them.
+  assert.deepEqual(Object.keys(report), ['breakers', 'checks', 'status', 'timestamp']);
+  assert.deepEqual(Object.keys(report.checks.hung), ['consecutiveFailures', 'consecutiveSuccesses', 'critical', 'error', 'latencyMs', 'status']);
   assert.equal(report.checks.hung.error, 'timeout');
   assert.equal(report.checks.hung.latencyMs, 300);
   assert.equal(hung, 1, 'the hung check is not due again before its interval');

@@ -64,7 +64,7 @@ use std::sync::Arc;
 use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::config::ConfigDuration;
+use crate::config::{ConfigDuration, WholeMillis};
 use crate::decimal::Float;
 use crate::error::{ConfigError, Issues, QuotedChar};
 use crate::event::{BreakerState, ErrorKind, Event, EventKind, EventQueue};
@@ -553,9 +553,8 @@ impl OpenDuration {
                         "openDuration.max",
                         format!(
                             "must be >= openDuration.base ({}ms), got {}ms",
-                            // Config durations are at most 100 years: whole ms fit a u64.
-                            base.nanos() / 1_000_000,
-                            max.nanos() / 1_000_000
+                            WholeMillis(base.get()),
+                            WholeMillis(max.get())
                         ),
                     );
                 }

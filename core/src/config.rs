@@ -253,6 +253,22 @@ impl Serialize for ConfigDuration {
     }
 }
 
+/// A duration's whole milliseconds as `as_millis()` prints them (that is a `u128`, whose
+/// formatting is 1.3 KB of the browser module): seconds, then three digits of milliseconds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WholeMillis(pub Duration);
+
+impl fmt::Display for WholeMillis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (secs, millis) = (self.0.as_secs(), self.0.subsec_millis());
+        if secs == 0 {
+            write!(f, "{millis}")
+        } else {
+            write!(f, "{secs}{millis:03}")
+        }
+    }
+}
+
 /// How a duration is written (see `ConfigDuration`'s `Serialize`).
 pub(crate) enum DurationForm {
     /// Whole milliseconds.
@@ -436,6 +452,25 @@ impl Serialize for Rate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_millis_are_written_as_as_millis_writes_them() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(999_999),
+            Duration::from_millis(7),
+            Duration::from_millis(1_000),
+            Duration::from_millis(61_005),
+            Duration::from_secs(10_u64.pow(12)),
+            Duration::MAX,
+        ] {
+            assert_eq!(
+                WholeMillis(d).to_string(),
+                d.as_millis().to_string(),
+                "{d:?}"
+            );
+        }
+    }
 
     #[test]
     fn durations_parse_with_units() {

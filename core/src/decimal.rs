@@ -209,9 +209,10 @@ impl core::fmt::Display for Float {
         if v.is_infinite() {
             return f.write_str("inf");
         }
-        // Whole numbers below 2^53 (every counter): as the integer.
+        // Whole numbers below 2^53 (every counter): as the integer (through `write!`, so
+        // that flags are ignored here too).
         if v < 9_007_199_254_740_992.0 && v.fract() == 0.0 {
-            return core::fmt::Display::fmt(&(v as u64), f);
+            return write!(f, "{}", v as u64);
         }
         let (digits, exp) = shortest(v);
         let mut text = String::with_capacity(digits.len() + 24);
@@ -293,7 +294,7 @@ pub(crate) fn shortest(v: f64) -> (Vec<u8>, i32) {
 
 /// Whether the decimal `digits` (ASCII), its first digit at decimal exponent `first_exp`,
 /// reads back to `v`.
-fn reads_back(digits: &[u8], first_exp: i32, v: f64) -> bool {
+pub(crate) fn reads_back(digits: &[u8], first_exp: i32, v: f64) -> bool {
     let values: Vec<u8> = digits.iter().map(|d| d - b'0').collect();
     let kept = trim_zeros(&values);
     let last_exp = i64::from(first_exp) - kept.len() as i64 + 1;

@@ -930,8 +930,9 @@ impl HealthRegistry {
         Value::from(self.report_tree(timestamp))
     }
 
-    /// The report of [`HealthRegistry::report_json`] as a tree, objects' keys in the order
-    /// written there (the npm package's glue turns it into a JS object).
+    /// The report of [`HealthRegistry::report_json`] as a tree, every object's keys sorted as
+    /// serde_json's map sorts them (so the npm package's report has the keys in the same
+    /// order as Python's and C's JSON).
     #[must_use]
     pub fn report_tree(&self, timestamp: &str) -> Node {
         fn text(s: &str) -> Node {
@@ -944,7 +945,7 @@ impl HealthRegistry {
             .checks
             .iter()
             .map(|c| {
-                let check = Node::Map(vec![
+                let check = Node::map(vec![
                     entry("status", text(c.status.as_str())),
                     entry("critical", Node::Bool(c.config.critical)),
                     entry("latencyMs", c.last_latency.map_or(Node::Null, millis_node)),
@@ -972,11 +973,11 @@ impl HealthRegistry {
             .breakers
             .iter()
             .map(|(name, state)| {
-                let breaker = Node::Map(vec![entry("state", text(state.as_str()))]);
+                let breaker = Node::map(vec![entry("state", text(state.as_str()))]);
                 (name.clone(), breaker)
             })
             .collect();
-        Node::Map(vec![
+        Node::map(vec![
             entry("status", text(self.status.as_str())),
             entry("timestamp", text(timestamp)),
             entry("checks", Node::map(checks)),
@@ -1537,6 +1538,19 @@ mod tests {
                 "breakers": {"payments": {"state": "halfOpen"}}
             })
         );
+        // The tree the npm package turns into JS: the same, every object's keys in order.
+        let tree = r.report_tree("2026-01-01T00:00:00.000Z");
+        fn sorted(node: &Node) -> bool {
+            match node {
+                Node::Map(entries) => {
+                    entries.windows(2).all(|w| w[0].0 < w[1].0)
+                        && entries.iter().all(|(_, v)| sorted(v))
+                }
+                _ => true,
+            }
+        }
+        assert!(sorted(&tree), "{tree:?}");
+        assert_eq!(Value::from(tree), rep);
         let empty = HealthRegistry::new().report_json("t");
         assert_eq!(
             empty,

@@ -39,7 +39,9 @@ pub enum Node {
     Str(String),
     /// An array.
     Seq(Vec<Node>),
-    /// An object, sorted by key (keys unique).
+    /// An object (keys unique): sorted by key when read from JSON or JS or built by
+    /// [`Node::map`]; a tree written by [`crate::ToTree`] keeps its fields' declaration order
+    /// (as `Serialize` writes them), and is only for output.
     Map(Vec<(String, Node)>),
 }
 
@@ -417,16 +419,17 @@ fn json_float(v: f64) -> String {
         shortest(v)
     };
     // Both write the shortest digits that read back, but when the number lies exactly
-    // halfway between the two closest such candidates, Rust takes the upper one and zmij the
-    // even one: the exact expansion then has one more digit, a 5.
+    // halfway between the two closest such candidates (both reading back), Rust takes the
+    // upper one and zmij the even one: the exact expansion then has one more digit, a 5.
     if digits.last().is_some_and(|d| d % 2 == 1) {
         let (exact, _) = exact_digits(v);
         let n = digits.len();
         if exact.len() == n + 1 && exact[n] == b'5' && exact[..n - 1] == digits[..n - 1] {
-            if let Some(d) = digits.last_mut() {
-                if exact[n - 1] + 1 == *d {
-                    *d -= 1;
-                }
+            let mut lower = digits.clone();
+            lower[n - 1] -= 1;
+            // At a power of two the interval is lopsided: the lower one may not read back.
+            if exact[n - 1] == lower[n - 1] && crate::decimal::reads_back(&lower, exp, v) {
+                digits = lower;
             }
         }
     }
@@ -1231,6 +1234,16 @@ mod tests {
             999_999_999_999_999.9,
             9_999_999_999_999_998.0,
         ];
+        // Powers of two and their neighbours (a lopsided rounding interval), e.g. 2^-24.
+        for e in -1074..=1023 {
+            let bits: u64 = if e >= -1022 {
+                ((e + 1023) as u64) << 52
+            } else {
+                1 << (e + 1074)
+            };
+            values.extend([bits, bits + 1, bits - 1].map(f64::from_bits));
+        }
+        assert_eq!(json_float(5.960_464_477_539_063e-8), "5.960464477539063e-8");
         for e in -330..310 {
             values.push(10f64.powi(e));
             values.push(1.234_567_890_123_4 * 10f64.powi(e));

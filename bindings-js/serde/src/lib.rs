@@ -92,11 +92,9 @@ macro_rules! to_js {
     };
 }
 
-impl ToJs for tripwire_core::tree::Node {
-    #[inline(never)]
-    fn to_js(&self) -> JsValue {
-        tree::to_js(self.clone())
-    }
+/// A tree the core built (a report) as a plain JS value, taking it rather than a copy.
+pub fn tree_to_js(node: tripwire_core::tree::Node) -> JsValue {
+    tree::to_js(node)
 }
 
 to_js!(
