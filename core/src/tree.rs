@@ -1,16 +1,18 @@
-//! Configs from a JSON-like tree: one small deserializer that every binding's config goes
-//! through (JSON text parsed by `serde_json`, a JS object read by the npm package's glue),
-//! naming the field path of the first problem. The config types' derived code is instantiated
-//! for this one deserializer only.
+//! Configs as a JSON-like tree ([`Node`]): every binding's config becomes one (JSON text
+//! parsed by `serde_json`, a JS object read by the npm package's glue), which the config types
+//! then read themselves ([`crate::read`]), naming the field path of the first problem.
 //!
-//! It mirrors `serde_json::Value`'s deserializer (same visitor calls, and serde_json's error
-//! texts: serde's own, with serde_json's wording of an unexpected null or float) and names
-//! paths as
+//! This module also holds a serde deserializer over the tree, for any `Deserialize` type (the
+//! config types' derived impls, a host's own types; `config::from_json_str` and
+//! `config::from_deserializer` take this route). It mirrors `serde_json::Value`'s
+//! deserializer (same visitor calls, and serde_json's error texts: serde's own, with
+//! serde_json's wording of an unexpected null or float) and names paths as
 //! `serde_path_to_error` does (`a.b[2].c`), with one deliberate difference: a struct written
 //! as an array (`"timeout": ["1s", "5s"]`, which serde_json maps onto the fields in
 //! declaration order) is refused — `invalid type: sequence, expected struct TimeoutConfig` —
 //! as no one means that. `tests` below replays every vector config and thousands of
-//! mutations through this route and through `serde_json::Value` + `serde_path_to_error`.
+//! mutations through [`crate::read`], this deserializer and `serde_json::Value` +
+//! `serde_path_to_error`.
 
 use core::fmt;
 
