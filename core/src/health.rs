@@ -935,12 +935,7 @@ impl HealthRegistry {
     /// order as Python's and C's JSON).
     #[must_use]
     pub fn report_tree(&self, timestamp: &str) -> Node {
-        fn text(s: &str) -> Node {
-            Node::Str(s.to_owned())
-        }
-        fn entry(name: &str, value: Node) -> (String, Node) {
-            (name.to_owned(), value)
-        }
+        use crate::write::{pair as entry, text};
         let checks = self
             .checks
             .iter()

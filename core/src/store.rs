@@ -235,15 +235,22 @@ impl<'de> Deserialize<'de> for Instances {
             N(u32),
             S(String),
         }
-        match Raw::deserialize(d).map_err(|_| {
-            serde::de::Error::custom("expected a whole number of instances or \"auto\"")
-        })? {
+        match Raw::deserialize(d).map_err(|_| serde::de::Error::custom(INSTANCES_EXPECTED))? {
             Raw::N(n) => Ok(Instances::Fixed(n)),
-            Raw::S(s) if s == "auto" => Ok(Instances::Auto),
-            Raw::S(s) => Err(serde::de::Error::custom(format!(
-                "expected a whole number of instances or \"auto\", got {}",
-                Quoted(&s)
-            ))),
+            Raw::S(s) => Instances::named(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+const INSTANCES_EXPECTED: &str = "expected a whole number of instances or \"auto\"";
+
+impl Instances {
+    /// `"auto"`, or why another name is not an instance count.
+    fn named(name: &str) -> Result<Instances, String> {
+        if name == "auto" {
+            Ok(Instances::Auto)
+        } else {
+            Err(format!("{INSTANCES_EXPECTED}, got {}", Quoted(name)))
         }
     }
 }
@@ -375,18 +382,8 @@ impl crate::read::FromTree for Instances {
         use crate::tree::Node;
         match node {
             Node::PosInt(n) if n <= u64::from(u32::MAX) => Ok(Instances::Fixed(n as u32)),
-            Node::Str(s) if s == "auto" => Ok(Instances::Auto),
-            Node::Str(s) => Err(crate::read::custom(
-                &format!(
-                    "expected a whole number of instances or \"auto\", got {}",
-                    Quoted(&s)
-                ),
-                at,
-            )),
-            _ => Err(crate::read::custom(
-                "expected a whole number of instances or \"auto\"",
-                at,
-            )),
+            Node::Str(s) => Instances::named(&s).map_err(|e| crate::read::custom(&e, at)),
+            _ => Err(crate::read::custom(INSTANCES_EXPECTED, at)),
         }
     }
 }

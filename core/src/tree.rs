@@ -672,14 +672,9 @@ impl<'de> Deserializer<'de> for De<'_> {
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        let at = self.at;
-        match self.node {
-            // A struct written as an array is refused (see the module's doc), so no config
-            // type's derived `visit_seq` is reachable.
-            Node::Map(entries) => visit_map(entries, at, visitor),
-            _ => Err(self.invalid_type(&visitor)),
-        }
-        .map_err(|e| e.at(at))
+        // Only as a map: a struct written as an array is refused (see the module's doc), so no
+        // config type's derived `visit_seq` is reachable.
+        self.deserialize_map(visitor)
     }
 
     fn deserialize_enum<V: Visitor<'de>>(

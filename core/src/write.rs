@@ -28,16 +28,22 @@ pub trait ToTree {
 fn counters(names: &[&str], values: &[u64]) -> Vec<(String, Node)> {
     let mut entries = Vec::with_capacity(names.len() + 4);
     for (name, value) in names.iter().zip(values) {
-        entries.push(((*name).to_owned(), Node::PosInt(*value)));
+        entries.push(pair(name, Node::PosInt(*value)));
     }
     entries
 }
 
-fn entry(entries: &mut Vec<(String, Node)>, name: &str, value: Node) {
-    entries.push((name.to_owned(), value));
+/// One entry of an object.
+pub(crate) fn pair(name: &str, value: Node) -> (String, Node) {
+    (name.to_owned(), value)
 }
 
-fn text(s: &str) -> Node {
+fn entry(entries: &mut Vec<(String, Node)>, name: &str, value: Node) {
+    entries.push(pair(name, value));
+}
+
+/// A string node.
+pub(crate) fn text(s: &str) -> Node {
     Node::Str(s.to_owned())
 }
 
@@ -47,7 +53,7 @@ fn option<T: ToTree>(value: Option<&T>) -> Node {
 
 impl ToTree for BreakerMetrics {
     fn to_tree(&self) -> Node {
-        let mut entries = vec![("state".to_owned(), text(self.state.as_str()))];
+        let mut entries = vec![pair("state", text(self.state.as_str()))];
         entries.extend(counters(
             &[
                 "admitted",
@@ -357,11 +363,8 @@ impl ToTree for ConfigDuration {
 impl ToTree for BreakerSnapshot {
     fn to_tree(&self) -> Node {
         let mut entries = vec![
-            ("state".to_owned(), text(self.state.as_str())),
-            (
-                "openStreak".to_owned(),
-                Node::PosInt(u64::from(self.open_streak)),
-            ),
+            pair("state", text(self.state.as_str())),
+            pair("openStreak", Node::PosInt(u64::from(self.open_streak))),
         ];
         if let Some(remaining) = &self.open_remaining {
             entry(&mut entries, "openRemaining", remaining.to_tree());
@@ -386,8 +389,8 @@ impl ToTree for WindowSnapshot {
             WindowSnapshot::Calls { size, outcomes } => (
                 "calls",
                 vec![
-                    ("size".to_owned(), Node::PosInt(u64::from(*size))),
-                    ("outcomes".to_owned(), text(outcomes)),
+                    pair("size", Node::PosInt(u64::from(*size))),
+                    pair("outcomes", text(outcomes)),
                 ],
             ),
             WindowSnapshot::Time {
@@ -402,14 +405,14 @@ impl ToTree for WindowSnapshot {
                 (
                     "time",
                     vec![
-                        ("bucketWidth".to_owned(), bucket_width.to_tree()),
-                        ("buckets".to_owned(), Node::PosInt(u64::from(*buckets))),
-                        ("recent".to_owned(), Node::Seq(recent)),
+                        pair("bucketWidth", bucket_width.to_tree()),
+                        pair("buckets", Node::PosInt(u64::from(*buckets))),
+                        pair("recent", Node::Seq(recent)),
                     ],
                 )
             }
         };
-        Node::Map(vec![(variant.to_owned(), Node::Map(fields))])
+        Node::Map(vec![pair(variant, Node::Map(fields))])
     }
 }
 
