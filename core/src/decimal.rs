@@ -265,11 +265,8 @@ pub(crate) fn shortest(v: f64) -> (Vec<u8>, i32) {
     };
     // Some p-digit decimal reads back to `v` from some length on (a shorter one, padded
     // with a zero, is one of the longer ones): the shortest length by bisection; 17 digits
-    // always do.
+    // always do, and so do the exact digits when there are fewer.
     let (mut low, mut high) = (1, exact.len().min(17));
-    if exact.len() <= 17 {
-        high = exact.len(); // the exact digits themselves read back
-    }
     while low < high {
         let mid = (low + high) / 2;
         let (_, lo_ok, _, _, hi_ok) = candidates(mid);
@@ -295,20 +292,15 @@ pub(crate) fn shortest(v: f64) -> (Vec<u8>, i32) {
 /// Whether the decimal `digits` (ASCII), its first digit at decimal exponent `first_exp`,
 /// reads back to `v`.
 pub(crate) fn reads_back(digits: &[u8], first_exp: i32, v: f64) -> bool {
-    let values: Vec<u8> = digits.iter().map(|d| d - b'0').collect();
-    let kept = trim_zeros(&values);
-    let last_exp = i64::from(first_exp) - kept.len() as i64 + 1;
-    from_parts(kept, last_exp, false) == v
+    let end = digits.iter().rposition(|d| *d != b'0').map_or(0, |i| i + 1);
+    let values: Vec<u8> = digits[..end].iter().map(|d| d - b'0').collect();
+    let last_exp = i64::from(first_exp) - end as i64 + 1;
+    from_parts(&values, last_exp, false) == v
 }
 
 fn strip(digits: &[u8]) -> Vec<u8> {
     let end = digits.iter().rposition(|d| *d != b'0').map_or(1, |i| i + 1);
     digits[..end].to_vec()
-}
-
-fn trim_zeros(values: &[u8]) -> &[u8] {
-    let end = values.iter().rposition(|d| *d != 0).map_or(0, |i| i + 1);
-    &values[..end]
 }
 
 /// ASCII digits plus one in the last place (`"129"` → `"130"`, `"99"` → `"100"`).
