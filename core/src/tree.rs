@@ -19,7 +19,7 @@ use core::fmt;
 use serde::de::value::StrDeserializer;
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess,
-    Unexpected, VariantAccess, Visitor,
+    VariantAccess, Visitor,
 };
 
 use crate::error::ConfigError;
@@ -366,21 +366,47 @@ impl de::Error for Error {
     }
 }
 
-/// serde_json's own `invalid_type`/`invalid_value` wording (`null` for unit; a float as its
-/// float formatter writes it), without linking that formatter's tables: about 17 KB of wasm
-/// for a number in an error message. Every other text is serde's own, written here rather
-/// than through serde's `Display` (whose string arm quotes with `{:?}` and its Unicode
-/// tables; see `error::Quoted`).
+/// serde_json's own `invalid_type`/`invalid_value` wording: `null` for unit, a float as its
+/// float formatter writes it (without linking that formatter's tables: about 17 KB of wasm
+/// for a number in an error message), every other text serde's own ([`UnexpectedText`]).
 struct JsonUnexpected<'a>(Unexpected<'a>);
 
 impl fmt::Display for JsonUnexpected<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             Unexpected::Unit => f.write_str("null"),
+            Unexpected::Float(v) => write!(f, "floating point `{}`", json_float(v)),
+            other => fmt::Display::fmt(&UnexpectedText(other), f),
+        }
+    }
+}
+
+/// What a value was, in an "invalid type" text (serde's, re-exported for the bindings).
+pub use serde::de::Unexpected;
+
+/// serde's `Unexpected` as serde's `Display` writes it (`boolean `true``, `string "x"`,
+/// `floating point `1.0``), written here: serde's string arm quotes with `{:?}` and so links
+/// its Unicode tables (see `error::Quoted`), and its float arm `core`'s float formatter.
+#[derive(Clone, Copy, Debug)]
+pub struct UnexpectedText<'a>(pub Unexpected<'a>);
+
+impl fmt::Display for UnexpectedText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Unexpected::Unit => f.write_str("unit value"),
             Unexpected::Bool(b) => write!(f, "boolean `{b}`"),
             Unexpected::Unsigned(n) => write!(f, "integer `{n}`"),
             Unexpected::Signed(n) => write!(f, "integer `{n}`"),
-            Unexpected::Float(v) => write!(f, "floating point `{}`", json_float(v)),
+            Unexpected::Float(v) => {
+                // With a decimal point (`1.0`), where `{}` writes none and the number is finite.
+                let text = crate::decimal::Float(v).to_string();
+                let point = if v.is_finite() && !text.contains('.') {
+                    ".0"
+                } else {
+                    ""
+                };
+                write!(f, "floating point `{text}{point}`")
+            }
             Unexpected::Char(c) => write!(f, "character `{c}`"),
             Unexpected::Str(s) => write!(f, "string {}", crate::error::Quoted(s)),
             Unexpected::Bytes(_) => f.write_str("byte array"),
@@ -1195,6 +1221,18 @@ mod tests {
             assert_eq!(JsonUnexpected(unexp).to_string(), unexp.to_string());
         }
         assert_eq!(JsonUnexpected(Unexpected::Unit).to_string(), "null");
+        for unexp in [
+            Unexpected::Unit,
+            Unexpected::Str("é \u{1}"),
+            Unexpected::Float(1.0),
+            Unexpected::Float(-1.5),
+            Unexpected::Float(1e21),
+            Unexpected::Float(1e-7),
+            Unexpected::Float(f64::INFINITY),
+            Unexpected::Float(f64::NAN),
+        ] {
+            assert_eq!(UnexpectedText(unexp).to_string(), unexp.to_string());
+        }
     }
 
     #[test]

@@ -1,14 +1,14 @@
 //! Configs from JS values: a JS value is read into the core's [`Node`] tree exactly as
 //! `serde-wasm-bindgen` read it into a `serde_json::Value` (same number classes, keys in
 //! `BTreeMap` order, `NaN` and infinities as `null`, the same refusals with the same texts),
-//! then deserialized by the core's deserializer (`tripwire_core::tree`), the one every
-//! binding's config goes through.
+//! then read by the config type itself (`tripwire_core::FromTree`), as every binding's config
+//! is; and a tree the core writes (`tripwire_core::ToTree`) as a plain JS value.
 
 // The `json-config` size experiment parses JSON text with the core instead.
 #![cfg_attr(feature = "json-config", allow(dead_code))]
 
 use js_sys::{Array, ArrayBuffer, Number, Object, Symbol, Uint8Array};
-use tripwire_core::tree::Node;
+use tripwire_core::tree::{Node, Unexpected, UnexpectedText};
 use wasm_bindgen::{JsCast, JsValue};
 
 /// Read a JS value as `serde-wasm-bindgen` read it into a `serde_json::Value`. The error is
@@ -97,28 +97,26 @@ fn entry(pair: JsValue, first: bool) -> Result<(String, Node), String> {
 #[cold]
 #[inline(never)]
 fn unexpected(value: &JsValue, expected: &str) -> String {
-    // serde's `Unexpected` texts, written here: its `Display` would link `{:?}`'s Unicode
-    // tables for the string arm.
-    let what = if value.loose_eq(&JsValue::NULL) {
-        "unit value".to_owned()
+    let text;
+    let unexp = if value.loose_eq(&JsValue::NULL) {
+        Unexpected::Unit
     } else if let Some(b) = value.as_bool() {
-        format!("boolean `{b}`")
+        Unexpected::Bool(b)
     } else if let Some(f) = value.as_f64() {
-        // serde writes a float with a decimal point (`1.0`), as `{}` does past it.
-        let text = tripwire_core::decimal::Float(f).to_string();
-        if f.is_finite() && !text.contains('.') {
-            format!("floating point `{text}.0`")
-        } else {
-            format!("floating point `{text}`")
-        }
+        Unexpected::Float(f)
     } else if let Some(s) = value.as_string() {
-        format!("string {}", tripwire_core::error::Quoted(&s))
+        text = s;
+        Unexpected::Str(&text)
     } else if value.is_instance_of::<Uint8Array>() || value.is_instance_of::<ArrayBuffer>() {
-        "byte array".to_owned()
+        Unexpected::Bytes(&[])
     } else {
-        format!("{value:?}")
+        text = format!("{value:?}");
+        Unexpected::Other(&text)
     };
-    js_error(&format!("invalid type: {what}, expected {expected}"))
+    js_error(&format!(
+        "invalid type: {}, expected {expected}",
+        UnexpectedText(unexp)
+    ))
 }
 
 /// The text of `new Error(message)`, as JS's `String()` writes it.
