@@ -46,10 +46,11 @@ WASM_OPT=bindings-js/node_modules/.bin/wasm-opt
 
 # 1. Node (dist/cjs, loaded synchronously by the CommonJS build that the Node ESM entries
 # re-export). Always -p: a workspace-wide wasm build fails on the pyo3 crate (TOOLCHAIN.md P5).
-# The core and the glue (every per-call path) at opt-level 3; tripwire-js-serde, where every
-# config type's serde code is instantiated, at "z" unless TRIPWIRE_JS_SERDE_OPT_LEVEL says
-# otherwise ("z" there saves 7.7 KB gzip over 3; the whole glue at "z" would save 4 KB more
-# but costs 20-35 ns per pipeline call).
+# The core and the glue (every per-call path) at opt-level 3; tripwire-js-serde (JS values to
+# and from the core's trees, the per-type config and metrics impls) at "z" unless
+# TRIPWIRE_JS_SERDE_OPT_LEVEL says otherwise ("z" there saved 7.7 KB gzip over 3 when the
+# config types' derived serde code was instantiated there; the whole glue at "z" would save
+# 4 KB more but costs 20-35 ns per pipeline call).
 # Overrides on the command line, so host builds keep the workspace profile.
 SERDE_OPT=${TRIPWIRE_JS_SERDE_OPT_LEVEL:-z}
 case $SERDE_OPT in [0-3]) ;; *) SERDE_OPT="\"$SERDE_OPT\"" ;; esac

@@ -1,9 +1,11 @@
 //! The cold side of the tripwire npm package's glue: configs from JS values ([`FromJs`]) and
 //! metrics, snapshots and reports to JS values ([`ToJs`]).
 //!
-//! Every config type's serde code is instantiated here, in these non-generic trait impls, so
-//! that `scripts/ci/build-js.sh` can compile this crate for size (opt-level "z") while the
-//! `tripwire-js` glue, which holds the per-call hot paths, and the core stay at opt-level 3.
+//! The config types read themselves in the core (`tripwire_core::FromTree`) and metrics write
+//! themselves there (`tripwire_core::ToTree`); this crate holds the conversions between JS
+//! values and those trees and the per-type impls, so that `scripts/ci/build-js.sh` can
+//! compile them for size (opt-level "z") while the `tripwire-js` glue, which holds the
+//! per-call hot paths, stays at opt-level 3.
 #![forbid(unsafe_code)]
 
 mod tree;
